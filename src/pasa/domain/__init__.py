@@ -1,0 +1,1 @@
+"""Pure domain types: no I/O, no database, no framework imports."""

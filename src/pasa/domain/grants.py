@@ -1,0 +1,133 @@
+"""Desired and recorded access, and the reasons that justify each grant.
+
+An *entitlement* is something a target system can hold for an account: the account itself,
+a group membership, an application role or a door zone. A *grant* is an entitlement a person
+should hold, with every reason that justifies it (rule, role, HR record).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EntitlementKind(StrEnum):
+    GROUP = "group"
+    APP_ROLE = "app_role"
+    DOOR_ZONE = "door_zone"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Reason:
+    """Why a grant exists: the rule and role it came from and the HR record that matched.
+
+    ``kind`` is ``rule`` (a policy rule matched an assignment) or ``birthright`` (every
+    person with an active assignment gets an account on that target).
+    """
+
+    kind: str
+    rule: str | None
+    role: str | None
+    organisation: str
+    assignment_number: str
+
+    def describe(self) -> str:
+        record = f"assignment {self.assignment_number} at {self.organisation}"
+        if self.kind == "birthright":
+            return f"birthright account for {record}"
+        return f"rule '{self.rule}' -> role '{self.role}' for {record}"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountAttributes:
+    """Attributes PASA maintains on an account in a target (updated in place on change)."""
+
+    first_name: str
+    last_name: str
+    display_name: str
+    email: str | None
+    employee_number: str
+    organisation: str
+    department: str
+    job_title: str
+    manager_employee_number: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "display_name": self.display_name,
+            "email": self.email,
+            "employee_number": self.employee_number,
+            "organisation": self.organisation,
+            "department": self.department,
+            "job_title": self.job_title,
+            "manager_employee_number": self.manager_employee_number,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredAccount:
+    """A person should hold an account on a target (enabled), with these attributes."""
+
+    person_id: int
+    target: str
+    attributes: AccountAttributes
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredGrant:
+    """A person should hold ``kind``/``value`` on ``target`` (requires the account)."""
+
+    person_id: int
+    target: str
+    kind: EntitlementKind
+    value: str
+    reasons: tuple[Reason, ...]
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """Everything every evaluated person should hold at one date."""
+
+    at: dt.date
+    accounts: tuple[DesiredAccount, ...]
+    grants: tuple[DesiredGrant, ...]
+    evaluated_person_ids: frozenset[int]
+
+
+class AccountStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAccount:
+    """What PASA has recorded (intended and sent) for one account on one target."""
+
+    account_id: int
+    person_id: int
+    target: str
+    username: str
+    status: AccountStatus
+    attributes: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedGrant:
+    account_id: int
+    person_id: int
+    target: str
+    kind: EntitlementKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedState:
+    accounts: tuple[RecordedAccount, ...]
+    grants: tuple[RecordedGrant, ...]

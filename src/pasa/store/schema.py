@@ -1,0 +1,340 @@
+"""Database schema (SQLAlchemy Core). One schema for SQLite and PostgreSQL.
+
+Core tables rather than ORM classes: the hot paths (HR import, planning, the ledger) are
+set-based SQL, and Alembic migrations are generated against this metadata.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# --- identity hub -------------------------------------------------------------------------
+
+organisation = sa.Table(
+    "organisation",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ods_code", sa.String(10), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+site = sa.Table(
+    "site",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.UniqueConstraint("organisation_id", "code", name="uq_site_org_code"),
+)
+
+department = sa.Table(
+    "department",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("cost_centre", sa.String(40), nullable=False),
+    sa.UniqueConstraint("organisation_id", "code", name="uq_department_org_code"),
+)
+
+position = sa.Table(
+    "position",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("position_number", sa.String(40), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("staff_group", sa.String(2), nullable=False),
+    sa.Column("job_role_code", sa.String(5), nullable=False),
+    sa.Column("area_of_work", sa.String(100), nullable=False),
+    sa.Column("occupation_code", sa.String(3), nullable=False),
+    sa.Column("grade_code", sa.String(40), nullable=False),
+    sa.Column("department_id", sa.ForeignKey("department.id"), nullable=False),
+    sa.Column("site_id", sa.ForeignKey("site.id"), nullable=False),
+    sa.UniqueConstraint("organisation_id", "position_number", name="uq_position_org_number"),
+)
+
+person = sa.Table(
+    "person",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(36), nullable=False, unique=True),
+    sa.Column("title", sa.String(20), nullable=True),
+    sa.Column("first_name", sa.String(100), nullable=False),
+    sa.Column("middle_names", sa.String(100), nullable=True),
+    sa.Column("last_name", sa.String(100), nullable=False),
+    sa.Column("known_as", sa.String(100), nullable=True),
+    sa.Column("date_of_birth", sa.Date, nullable=True),
+    sa.Column("ni_number", sa.String(9), nullable=True, index=True),
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Cross-reference of identifiers: there is no national employee number, so every system's
+# identifier for a person lives here (ESR employee number per organisation, GMC/NMC/HCPC,
+# directory object id, NHSmail, smartcard UUID, door cardholder id).
+person_identifier = sa.Table(
+    "person_identifier",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("scheme", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(200), nullable=False),
+    # Scope of the identifier (an ODS code for ESR numbers); '' when national (GMC, NMC).
+    sa.Column("issuer", sa.String(10), nullable=False, server_default=""),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("scheme", "issuer", "value", name="uq_person_identifier_scheme_value"),
+)
+
+assignment = sa.Table(
+    "assignment",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("assignment_number", sa.String(20), nullable=False),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("employee_number", sa.String(20), nullable=False),
+    sa.Column("position_id", sa.ForeignKey("position.id"), nullable=False),
+    sa.Column("category", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("is_primary", sa.Boolean, nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=True),
+    sa.Column("supervisor_assignment_number", sa.String(20), nullable=True),
+    sa.Column("wte", sa.Numeric(4, 2), nullable=False),
+    # Present in the latest accepted extract; false once ended by absence from a full extract.
+    sa.Column("in_extract", sa.Boolean, nullable=False, server_default=sa.text("true")),
+    # sha256 of the normalised extract row: equal hash means nothing changed (delta = zero).
+    sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Column("last_import_id", sa.Integer, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("organisation_id", "assignment_number", name="uq_assignment_org_number"),
+)
+
+# Effective-dated history: one row per version of an assignment as the HR record stated it.
+assignment_history = sa.Table(
+    "assignment_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("assignment_id", sa.ForeignKey("assignment.id"), nullable=False, index=True),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date, nullable=True),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("import_id", sa.Integer, nullable=True),
+    sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Column("data", Json, nullable=False),
+)
+
+# --- HR ingest ----------------------------------------------------------------------------
+
+hr_import = sa.Table(
+    "hr_import",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(40), nullable=False),  # esr-extract, api-push
+    sa.Column("filename", sa.String(500), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    # received -> applied | held (mass-termination guard) -> approved | rejected | superseded
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("rows_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_accepted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_warned", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("events_new", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("events_changed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("events_ended", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("active_before", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("guard_threshold", sa.Float, nullable=False),
+    sa.Column("guard_reason", sa.Text, nullable=True),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decided_at", Timestamp, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+)
+
+# Every rejected (or accepted-with-warning) row: row number, field, specific reason.
+hr_quarantine = sa.Table(
+    "hr_quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("import_id", sa.ForeignKey("hr_import.id"), nullable=False, index=True),
+    sa.Column("row_number", sa.Integer, nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),  # rejected | warning
+    sa.Column("field", sa.String(60), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=True),  # offending value, truncated and escaped
+    sa.Column("assignment_number", sa.String(40), nullable=True),
+)
+
+# Effective-dated events found by delta detection (new, changed, ended assignments).
+hr_event = sa.Table(
+    "hr_event",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("import_id", sa.ForeignKey("hr_import.id"), nullable=False, index=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("assignment_number", sa.String(20), nullable=False),
+    sa.Column("person_id", sa.Integer, nullable=True, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # new | changed | ended
+    sa.Column("effective_date", sa.Date, nullable=False),
+    # held: waiting for guard approval (nothing destructive applied); applied; discarded.
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("changes", Json, nullable=True),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+)
+
+# --- policy ---------------------------------------------------------------------------------
+
+policy_version = sa.Table(
+    "policy_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(500), nullable=False),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("loaded_at", Timestamp, nullable=False),
+    sa.Column("loaded_by", sa.String(200), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+target = sa.Table(
+    "target",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(60), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("connector", sa.String(40), nullable=False),
+    # Non-secret settings only; secrets are referenced by environment variable name.
+    sa.Column("settings", Json, nullable=False),
+    sa.Column("username_template", sa.String(200), nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.text("false")),
+)
+
+role = sa.Table(
+    "role",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(100), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("entitlements", Json, nullable=False),
+)
+
+rule = sa.Table(
+    "rule",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(100), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("predicate", Json, nullable=False),
+    sa.Column("roles", Json, nullable=False),
+)
+
+# --- recorded state: accounts and grants PASA has decided and sent to targets -------------
+
+account = sa.Table(
+    "account",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.ForeignKey("target.id"), nullable=False),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("username", sa.String(200), nullable=False),
+    sa.Column("external_id", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),  # enabled | disabled | deleted
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("target_id", "username", name="uq_account_target_username"),
+    sa.UniqueConstraint("target_id", "person_id", name="uq_account_target_person"),
+)
+
+account_grant = sa.Table(
+    "account_grant",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("account.id"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("reasons", Json, nullable=False),
+    sa.Column("granted_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("account_id", "kind", "value", name="uq_account_grant_kind_value"),
+)
+
+# --- operations ledger ---------------------------------------------------------------------
+
+operation = sa.Table(
+    "operation",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("plan_id", sa.String(36), nullable=False, index=True),
+    sa.Column("target_id", sa.ForeignKey("target.id"), nullable=False),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("account_id", sa.ForeignKey("account.id"), nullable=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("username", sa.String(200), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("reasons", Json, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("not_before", Timestamp, nullable=True),
+    sa.Column("completed_at", Timestamp, nullable=True),
+    sa.Index("ix_operation_status_target", "status", "target_id"),
+)
+
+manual_task = sa.Table(
+    "manual_task",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("operation_id", sa.ForeignKey("operation.id"), nullable=False, unique=True),
+    sa.Column("target_id", sa.ForeignKey("target.id"), nullable=False),
+    sa.Column("assignee", sa.String(200), nullable=False),
+    sa.Column("instructions", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # open | done | cancelled
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("due_at", Timestamp, nullable=False),
+    sa.Column("completed_at", Timestamp, nullable=True),
+    sa.Column("completed_by", sa.String(200), nullable=True),
+    sa.Column("completion", Json, nullable=True),  # e.g. {"username": "jsmith2"}
+)
+
+# --- audit -----------------------------------------------------------------------------------
+
+# Append-only and hash-chained: hash = sha256(prev_hash || canonical(entry)). Triggers in the
+# migration refuse UPDATE and DELETE; `pasa audit verify` detects edits, deletions, reordering.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("subject_type", sa.String(40), nullable=False),
+    sa.Column("subject_id", sa.String(100), nullable=False),
+    sa.Column("details", Json, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
