@@ -24,11 +24,17 @@ GENESIS = "0" * 64
 _LOCK_KEY = 0x5A5A_A0D1  # pg_advisory_xact_lock key serialising appends on PostgreSQL
 
 
-def _canonical(seq: int, at: str, actor: str, action: str, subject_type: str,
-               subject_id: str, details: Any) -> bytes:
+def _canonical(
+    seq: int, at: str, actor: str, action: str, subject_type: str, subject_id: str, details: Any
+) -> bytes:
     body = {
-        "seq": seq, "at": at, "actor": actor, "action": action,
-        "subject_type": subject_type, "subject_id": subject_id, "details": details,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "details": details,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -66,12 +72,20 @@ def append(
     # Round-trip details through JSON so what is hashed is exactly what is stored and re-read.
     body = json.loads(json.dumps(details or {}, default=str))
     stamp = _timestamp(when)
-    digest = chain_hash(prev, _canonical(seq, stamp, actor, action, subject_type,
-                                         str(subject_id), body))
+    digest = chain_hash(
+        prev, _canonical(seq, stamp, actor, action, subject_type, str(subject_id), body)
+    )
     conn.execute(
         audit_log.insert().values(
-            seq=seq, at=when, actor=actor, action=action, subject_type=subject_type,
-            subject_id=str(subject_id), details=body, prev_hash=prev, hash=digest,
+            seq=seq,
+            at=when,
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            details=body,
+            prev_hash=prev,
+            hash=digest,
         )
     )
     return seq
@@ -95,8 +109,8 @@ class VerifyResult:
 
 
 def _rows(conn: Connection) -> Iterator[Any]:
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-        sa.select(audit_log).order_by(audit_log.c.seq)
+    result = conn.execute(
+        sa.select(audit_log).order_by(audit_log.c.seq).execution_options(yield_per=5000)
     )
     yield from result
 
@@ -110,16 +124,33 @@ def verify(conn: Connection, *, max_problems: int = 50) -> VerifyResult:
     for row in _rows(conn):
         count += 1
         if row.seq != expected_seq:
-            problems.append(VerifyProblem(
-                row.seq, f"sequence gap: expected entry {expected_seq}, found {row.seq} "
-                "(entries deleted)"))
+            problems.append(
+                VerifyProblem(
+                    row.seq,
+                    f"sequence gap: expected entry {expected_seq}, found {row.seq} "
+                    "(entries deleted)",
+                )
+            )
         if row.prev_hash != prev:
-            problems.append(VerifyProblem(
-                row.seq, "link broken: prev_hash does not match the preceding entry "
-                "(entry deleted, inserted or reordered)"))
-        recomputed = chain_hash(row.prev_hash, _canonical(
-            row.seq, _timestamp(row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)),
-            row.actor, row.action, row.subject_type, row.subject_id, row.details))
+            problems.append(
+                VerifyProblem(
+                    row.seq,
+                    "link broken: prev_hash does not match the preceding entry "
+                    "(entry deleted, inserted or reordered)",
+                )
+            )
+        recomputed = chain_hash(
+            row.prev_hash,
+            _canonical(
+                row.seq,
+                _timestamp(row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)),
+                row.actor,
+                row.action,
+                row.subject_type,
+                row.subject_id,
+                row.details,
+            ),
+        )
         if recomputed != row.hash:
             problems.append(VerifyProblem(row.seq, "content edited: hash does not match entry"))
         prev = row.hash

@@ -23,7 +23,9 @@ class Reason:
     """Why a grant exists: the rule and role it came from and the HR record that matched.
 
     ``kind`` is ``rule`` (a policy rule matched an assignment) or ``birthright`` (every
-    person with an active assignment gets an account on that target).
+    person with an active assignment gets an account on that target). The planner adds
+    ``not_justified`` for removals: nothing justifies the access any more, and ``detail``
+    says what is missing (e.g. "no active assignment on 2026-11-24 justifies it").
     """
 
     kind: str
@@ -31,8 +33,11 @@ class Reason:
     role: str | None
     organisation: str
     assignment_number: str
+    detail: str = ""
 
     def describe(self) -> str:
+        if self.kind == "not_justified":
+            return self.detail
         record = f"assignment {self.assignment_number} at {self.organisation}"
         if self.kind == "birthright":
             return f"birthright account for {record}"

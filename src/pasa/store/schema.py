@@ -204,6 +204,55 @@ hr_event = sa.Table(
     sa.Column("recorded_at", Timestamp, nullable=False),
 )
 
+# Scratch table for one import: the accepted extract rows (bulk-loaded, COPY on PostgreSQL)
+# plus working columns the set-based delta fills in. Rows are deleted when the import ends.
+hr_staging = sa.Table(
+    "hr_staging",
+    metadata,
+    sa.Column("import_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Column("org_code", sa.String(10), nullable=False),
+    sa.Column("employee_number", sa.String(20), nullable=False),
+    sa.Column("assignment_number", sa.String(20), nullable=False),
+    sa.Column("title", sa.String(20), nullable=True),
+    sa.Column("first_name", sa.String(100), nullable=False),
+    sa.Column("middle_names", sa.String(100), nullable=True),
+    sa.Column("last_name", sa.String(100), nullable=False),
+    sa.Column("known_as", sa.String(100), nullable=True),
+    sa.Column("date_of_birth", sa.Date, nullable=False),
+    sa.Column("ni_number", sa.String(9), nullable=True),
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("is_primary", sa.Boolean, nullable=False),
+    sa.Column("category", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=True),
+    sa.Column("position_number", sa.String(40), nullable=False),
+    sa.Column("position_title", sa.String(200), nullable=False),
+    sa.Column("staff_group", sa.String(2), nullable=False),
+    sa.Column("job_role_code", sa.String(5), nullable=False),
+    sa.Column("area_of_work", sa.String(100), nullable=False),
+    sa.Column("occupation_code", sa.String(3), nullable=False),
+    sa.Column("grade_code", sa.String(40), nullable=False),
+    sa.Column("department_code", sa.String(40), nullable=False),
+    sa.Column("department_name", sa.String(200), nullable=False),
+    sa.Column("cost_centre", sa.String(40), nullable=False),
+    sa.Column("location_code", sa.String(40), nullable=False),
+    sa.Column("location_name", sa.String(200), nullable=False),
+    sa.Column("supervisor_assignment_number", sa.String(20), nullable=True),
+    sa.Column("wte", sa.Numeric(4, 2), nullable=False),
+    sa.Column("registration_body", sa.String(10), nullable=True),
+    sa.Column("registration_number", sa.String(20), nullable=True),
+    # Working columns filled by the delta: resolved ids and the kind of change.
+    sa.Column("new_uid", sa.String(36), nullable=True),
+    sa.Column("organisation_id", sa.Integer, nullable=True),
+    sa.Column("assignment_id", sa.Integer, nullable=True),
+    sa.Column("person_id", sa.Integer, nullable=True),
+    sa.Column("kind", sa.String(10), nullable=True),
+    sa.Index("ix_hr_staging_assignment", "import_id", "organisation_id", "assignment_number"),
+)
+
 # --- policy ---------------------------------------------------------------------------------
 
 policy_version = sa.Table(
@@ -303,6 +352,8 @@ operation = sa.Table(
     sa.Column("not_before", Timestamp, nullable=True),
     sa.Column("completed_at", Timestamp, nullable=True),
     sa.Index("ix_operation_status_target", "status", "target_id"),
+    # The worker's "is an earlier operation of this account still open?" check.
+    sa.Index("ix_operation_target_person", "target_id", "person_id", "id"),
 )
 
 manual_task = sa.Table(

@@ -190,6 +190,53 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_hr_event_import_id'), 'hr_event', ['import_id'], unique=False)
     op.create_index(op.f('ix_hr_event_person_id'), 'hr_event', ['person_id'], unique=False)
+    op.create_table('hr_staging',
+    sa.Column('import_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('row_number', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('row_hash', sa.String(length=64), nullable=False),
+    sa.Column('org_code', sa.String(length=10), nullable=False),
+    sa.Column('employee_number', sa.String(length=20), nullable=False),
+    sa.Column('assignment_number', sa.String(length=20), nullable=False),
+    sa.Column('title', sa.String(length=20), nullable=True),
+    sa.Column('first_name', sa.String(length=100), nullable=False),
+    sa.Column('middle_names', sa.String(length=100), nullable=True),
+    sa.Column('last_name', sa.String(length=100), nullable=False),
+    sa.Column('known_as', sa.String(length=100), nullable=True),
+    sa.Column('date_of_birth', sa.Date(), nullable=False),
+    sa.Column('ni_number', sa.String(length=9), nullable=True),
+    sa.Column('email', sa.String(length=254), nullable=True),
+    sa.Column('is_primary', sa.Boolean(), nullable=False),
+    sa.Column('category', sa.String(length=40), nullable=False),
+    sa.Column('status', sa.String(length=40), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=True),
+    sa.Column('position_number', sa.String(length=40), nullable=False),
+    sa.Column('position_title', sa.String(length=200), nullable=False),
+    sa.Column('staff_group', sa.String(length=2), nullable=False),
+    sa.Column('job_role_code', sa.String(length=5), nullable=False),
+    sa.Column('area_of_work', sa.String(length=100), nullable=False),
+    sa.Column('occupation_code', sa.String(length=3), nullable=False),
+    sa.Column('grade_code', sa.String(length=40), nullable=False),
+    sa.Column('department_code', sa.String(length=40), nullable=False),
+    sa.Column('department_name', sa.String(length=200), nullable=False),
+    sa.Column('cost_centre', sa.String(length=40), nullable=False),
+    sa.Column('location_code', sa.String(length=40), nullable=False),
+    sa.Column('location_name', sa.String(length=200), nullable=False),
+    sa.Column('supervisor_assignment_number', sa.String(length=20), nullable=True),
+    sa.Column('wte', sa.Numeric(precision=4, scale=2), nullable=False),
+    sa.Column('registration_body', sa.String(length=10), nullable=True),
+    sa.Column('registration_number', sa.String(length=20), nullable=True),
+    sa.Column('new_uid', sa.String(length=36), nullable=True),
+    sa.Column('organisation_id', sa.Integer(), nullable=True),
+    sa.Column('assignment_id', sa.Integer(), nullable=True),
+    sa.Column('person_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=10), nullable=True),
+    sa.PrimaryKeyConstraint('import_id', 'row_number', name=op.f('pk_hr_staging'))
+    )
+    op.create_index('ix_hr_staging_assignment', 'hr_staging', ['import_id', 'organisation_id', 'assignment_number'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':
+        # Scratch rows for one import: no need to WAL-log them.
+        op.execute('ALTER TABLE hr_staging SET UNLOGGED')
     op.create_table('hr_quarantine',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('import_id', sa.Integer(), nullable=False),
@@ -355,6 +402,8 @@ def downgrade() -> None:
     op.drop_table('site')
     op.drop_index(op.f('ix_person_identifier_person_id'), table_name='person_identifier')
     op.drop_table('person_identifier')
+    op.drop_index('ix_hr_staging_assignment', table_name='hr_staging')
+    op.drop_table('hr_staging')
     op.drop_index(op.f('ix_hr_quarantine_import_id'), table_name='hr_quarantine')
     op.drop_table('hr_quarantine')
     op.drop_index(op.f('ix_hr_event_person_id'), table_name='hr_event')

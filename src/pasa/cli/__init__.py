@@ -1,0 +1,1 @@
+"""The `pasa` command line (Typer + Rich)."""

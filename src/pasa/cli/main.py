@@ -1,0 +1,577 @@
+"""`pasa`: every operator action from a terminal. Errors are one sentence, never a traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from pasa import clock, logs
+from pasa.config import get_settings
+from pasa.domain.errors import PasaError
+from pasa.store.db import make_engine, migrate
+
+app = typer.Typer(
+    help="PASA: Provisioning and Systems Access for NHS organisations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+hr_app = typer.Typer(help="HR sources: import ESR extracts, review quarantine, approve held imports.")
+policy_app = typer.Typer(help="Access policy: check and load the rules YAML.")
+generate_app = typer.Typer(help="Synthetic data: an ESR-style workforce extract and rotations.")
+audit_app = typer.Typer(help="Tamper-evident audit log.")
+ops_app = typer.Typer(help="Operations ledger: list, retry and cancel operations.")
+tasks_app = typer.Typer(help="Manual fulfilment tasks for the identity team.")
+app.add_typer(hr_app, name="hr")
+app.add_typer(policy_app, name="policy")
+app.add_typer(generate_app, name="generate")
+app.add_typer(audit_app, name="audit")
+app.add_typer(ops_app, name="ops")
+app.add_typer(tasks_app, name="tasks")
+
+console = Console()
+err = Console(stderr=True)
+
+AtOption = Annotated[
+    str | None, typer.Option("--at", help="Evaluate as at this date (default: today, London).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def actor() -> str:
+    return os.environ.get("PASA_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def as_date(value: str | None) -> dt.date:
+    if value is None:
+        return clock.today(get_settings().timezone)
+    try:
+        return clock.parse_date(value)
+    except ValueError as exc:
+        raise PasaError(str(exc)) from exc
+
+
+def open_engine(*, create: bool = False) -> Engine:
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    if create:
+        migrate(engine)
+    return engine
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Any]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done: int) -> None:
+            bar.update(task, completed=done)
+
+        yield update
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- init, policy ---------------------------------------------------------------------------
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    settings = get_settings()
+    open_engine(create=True)
+    console.print(f"[green]Database ready[/] at {settings.database_url}")
+
+
+@policy_app.command("check")
+def policy_check(file: Path) -> None:
+    """Validate a policy YAML without loading it."""
+    from pasa.policy.document import load_policy_file
+
+    doc = load_policy_file(file)
+    console.print(
+        f"[green]{file} is valid:[/] {len(doc.targets)} targets, {len(doc.roles)} roles, "
+        f"{len(doc.rules)} rules"
+    )
+
+
+@policy_app.command("load")
+def policy_load(file: Path) -> None:
+    """Validate a policy YAML and make it the active policy (audited)."""
+    from pasa.policy.document import load_policy_file
+    from pasa.store.policy_repo import save_policy
+
+    doc = load_policy_file(file)
+    engine = open_engine(create=True)
+    with engine.begin() as conn:
+        stored = save_policy(conn, doc, source=str(file), actor=actor())
+    verb = "Loaded" if stored.changed else "Unchanged"
+    console.print(
+        f"[green]{verb}[/] policy version {stored.version_id} ({stored.sha256[:12]}): "
+        f"{stored.targets} targets, {stored.roles} roles, {stored.rules} rules"
+    )
+
+
+# --- generate -------------------------------------------------------------------------------
+
+
+@generate_app.command("workforce")
+def generate_workforce(
+    staff: Annotated[int, typer.Option(min=1, help="Number of people.")] = 7000,
+    org: Annotated[str, typer.Option(help="ODS code of the trust.")] = "RXL",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = 1,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Extract date.")] = None,
+    out: Annotated[Path, typer.Option(help="Output CSV.")] = Path("var/esr-extract.csv"),
+) -> None:
+    """Write a realistic ESR-style full extract for a synthetic trust."""
+    from pasa.hr.synthetic import generate_workforce as gen
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with progress_bar("Generating workforce", None) as update:
+        summary = gen(out, staff=staff, org=org.upper(), seed=seed, as_of=as_of_date(as_of),
+                      progress=update)
+    console.print(f"[green]Wrote[/] {out}: {summary}")
+
+
+def as_of_date(value: str | None) -> dt.date:
+    return as_date(value)
+
+
+@generate_app.command("rotation")
+def generate_rotation(
+    source: Annotated[Path, typer.Option("--from", help="The current full extract.")],
+    movers: Annotated[int, typer.Option(min=1, help="Number of people who move.")] = 800,
+    date: Annotated[str | None, typer.Option(help="Rotation date (default first Wed of Aug).")] = None,
+    seed: Annotated[int, typer.Option()] = 1,
+    out: Annotated[Path, typer.Option()] = Path("var/esr-rotation.csv"),
+) -> None:
+    """Write the extract as at an August-style rotation with MOVERS people moved."""
+    from pasa.hr.synthetic import generate_rotation as gen
+    from pasa.hr.synthetic import next_rotation_date
+
+    if not source.exists():
+        raise PasaError(f"{source} does not exist; generate a workforce first")
+    when = as_date(date) if date else next_rotation_date(clock.today())
+    summary = gen(source, out, movers=movers, rotation_date=when, seed=seed)
+    console.print(f"[green]Wrote[/] {out}: {summary}")
+
+
+# --- HR -------------------------------------------------------------------------------------
+
+
+def _print_import(result: Any, problems: list[Any], limit: int = 20) -> None:
+    table = Table(title=f"HR import {result.import_id}: {result.status}", show_header=False)
+    table.add_row("rows accepted", f"{result.rows_accepted:,}")
+    table.add_row("rows rejected", f"{result.rows_rejected:,}")
+    table.add_row("rows with warnings", f"{getattr(result, 'rows_warned', 0):,}")
+    table.add_row("new assignments", f"{result.events_new:,}")
+    table.add_row("changed assignments", f"{result.events_changed:,}")
+    table.add_row("ended assignments", f"{result.events_ended:,}")
+    console.print(table)
+    if problems:
+        q = Table(title=f"Quarantine (first {min(limit, len(problems))} of {len(problems)})")
+        for col in ("row", "severity", "field", "reason"):
+            q.add_column(col)
+        for p in problems[:limit]:
+            q.add_row(str(p.row_number), p.severity, p.field or "", p.reason)
+        console.print(q)
+    guard = getattr(result, "guard_reason", None)
+    if guard:
+        console.print(f"[bold red]Held by the mass-termination guard:[/] {guard}")
+
+
+@hr_app.command("import")
+def hr_import(
+    file: Path,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Date the extract is as at.")] = None,
+    guard: Annotated[
+        float | None, typer.Option(help="Share of active assignments an import may end.")
+    ] = None,
+) -> None:
+    """Import an ESR full extract: validate, quarantine bad rows, detect changes, guard."""
+    from pasa.hr.importer import import_extract, quarantine
+
+    if not file.exists():
+        raise PasaError(f"{file} does not exist")
+    settings = get_settings()
+    engine = open_engine(create=True)
+    with progress_bar(f"Importing {file.name}", None) as update:
+        result = import_extract(
+            engine, file, actor=actor(), as_of=as_date(as_of),
+            guard_threshold=settings.guard_threshold if guard is None else guard,
+            progress=update,
+        )
+    _print_import(result, quarantine(engine, result.import_id))
+
+
+@hr_app.command("approve")
+def hr_approve(import_id: int) -> None:
+    """Approve an import held by the guard: its terminations are applied."""
+    from pasa.hr.importer import approve_import
+
+    result = approve_import(open_engine(), import_id, actor=actor())
+    console.print(f"[green]Approved[/] import {import_id}: {result.events_ended:,} ended")
+
+
+@hr_app.command("reject")
+def hr_reject(
+    import_id: int, reason: Annotated[str, typer.Option(help="Why it is rejected.")]
+) -> None:
+    """Reject an import held by the guard: its terminations are discarded."""
+    from pasa.hr.importer import reject_import
+
+    reject_import(open_engine(), import_id, actor=actor(), reason=reason)
+    console.print(f"Rejected import {import_id}; nothing was ended")
+
+
+@hr_app.command("quarantine")
+def hr_quarantine(import_id: int, as_json: JsonOption = False) -> None:
+    """Every rejected or warned row of an import, with row number, field and reason."""
+    from pasa.hr.importer import quarantine
+
+    problems = quarantine(open_engine(), import_id)
+    if as_json:
+        emit_json([p.__dict__ if hasattr(p, "__dict__") else p._asdict() for p in problems])
+        return
+    table = Table(title=f"Quarantine of import {import_id}: {len(problems)} rows")
+    for col in ("row", "severity", "field", "reason", "value"):
+        table.add_column(col)
+    for p in problems:
+        table.add_row(str(p.row_number), p.severity, p.field or "", p.reason, p.value or "")
+    console.print(table)
+
+
+# --- plan, apply, worker, explain -----------------------------------------------------------
+
+
+@app.command()
+def plan(
+    at: AtOption = None,
+    as_json: JsonOption = False,
+    person: Annotated[str | None, typer.Option(help="Only this person.")] = None,
+    limit: Annotated[int, typer.Option(help="Operations to list (summary is always full).")] = 30,
+) -> None:
+    """Show what would change, and why. Writes nothing."""
+    from pasa.service.provisioning import compute_plan
+    from pasa.store.hub import find_person_ids
+
+    engine = open_engine()
+    when = as_date(at)
+    ids = None
+    if person:
+        with engine.connect() as conn:
+            ids = find_person_ids(conn, person)
+        if not ids:
+            raise PasaError(f"no person matches '{person}'")
+    ctx = compute_plan(engine, when, ids)
+    ops = ctx.plan.operations
+    if as_json:
+        emit_json({
+            "at": when.isoformat(),
+            "people": ctx.people,
+            "operations": [
+                {"kind": o.kind.value, "target": o.target, "person_id": o.person_id,
+                 "username": o.username, "payload": o.payload, "summary": o.summary,
+                 "reasons": [r.describe() for r in o.reasons]}
+                for o in ops
+            ],
+        })
+        return
+    counts: dict[tuple[str, str], int] = {}
+    for o in ops:
+        counts[(o.target, o.kind.value)] = counts.get((o.target, o.kind.value), 0) + 1
+    table = Table(title=f"Plan as at {when}: {len(ops):,} operations for {ctx.people:,} people")
+    table.add_column("target")
+    table.add_column("operation")
+    table.add_column("count", justify="right")
+    for (target, kind), n in sorted(counts.items()):
+        table.add_row(target, kind, f"{n:,}")
+    console.print(table)
+    for o in ops[:limit]:
+        sign = {"create_account": "+", "add_membership": "+", "enable": "+",
+                "remove_membership": "-", "disable": "-", "delete": "-"}.get(o.kind.value, "~")
+        why = "; ".join(r.describe() for r in o.reasons[:2])
+        console.print(f" {sign} {o.summary}  [dim]({why})[/]")
+    if len(ops) > limit:
+        console.print(f"   … and {len(ops) - limit:,} more (use --json for all)")
+    if not ops:
+        console.print("[green]Nothing to do: every target matches the policy.[/]")
+
+
+@app.command()
+def apply(
+    at: AtOption = None,
+    execute: Annotated[bool, typer.Option(help="Run the in-process worker afterwards.")] = True,
+) -> None:
+    """Record the plan in the operations ledger and carry it out."""
+    from pasa.service.provisioning import apply as do_apply, execute as do_execute
+
+    engine = open_engine()
+    result = do_apply(engine, as_date(at), actor=actor())
+    console.print(f"Recorded {result.operations:,} operations (plan {result.plan_id[:8]})")
+    if execute:
+        _run_worker(engine)
+
+
+def _run_worker(engine: Engine) -> None:
+    from pasa.service.provisioning import execute as do_execute
+
+    with progress_bar("Provisioning", None) as update:
+        report = do_execute(engine, max_attempts=get_settings().max_attempts, progress=update)
+    console.print(f"Worker: {report}")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Drain pending operations once and exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between cycles.")] = 30.0,
+    plan_too: Annotated[
+        bool, typer.Option("--plan/--no-plan", help="Re-plan each cycle before executing.")
+    ] = True,
+) -> None:
+    """Run the periodic evaluation and execute operations."""
+    import time
+
+    from pasa.service.provisioning import apply as do_apply
+
+    engine = open_engine(create=True)
+    while True:
+        if plan_too:
+            result = do_apply(engine, clock.today(get_settings().timezone), actor="worker")
+            if result.operations:
+                console.print(f"Planned {result.operations:,} operations")
+        _run_worker(engine)
+        if once:
+            return
+        time.sleep(interval)
+
+
+@app.command()
+def explain(
+    person: str,
+    target: Annotated[str | None, typer.Argument(help="Only this target.")] = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Why does PERSON have (or not have) access on TARGET? Names rule, role and HR record."""
+    from pasa.service.provisioning import explain_person
+
+    results = explain_person(open_engine(), person, as_date(at), target)
+    if as_json:
+        emit_json([{"person": p.uid, **e.as_dict()} for p, e in results])
+        return
+    for p, e in results:
+        console.rule(f"{p.display_name} ({p.uid})")
+        console.print(e.render_text(), markup=False, highlight=False)
+
+
+@app.command()
+def readiness(at: AtOption = None, as_json: JsonOption = False) -> None:
+    """Per target: how many people are ready, pending, waiting on a manual task, or failed."""
+    from pasa.service.readiness import summarise
+
+    summary = summarise(open_engine(), as_date(at))
+    if as_json:
+        emit_json({"at": summary.at, "people": summary.people,
+                   "fully_ready": summary.people_fully_ready,
+                   "by_target": summary.by_target, "operations": summary.operations})
+        return
+    _print_readiness(summary)
+
+
+def _print_readiness(summary: Any) -> None:
+    table = Table(title=f"Readiness as at {summary.at}")
+    for col in ("target", "ready", "pending", "manual task", "failed"):
+        table.add_column(col, justify="right" if col != "target" else "left")
+    for target, counts in summary.by_target.items():
+        table.add_row(target, f"{counts['ready']:,}", f"{counts['pending']:,}",
+                      f"{counts['manual']:,}", f"{counts['failed']:,}")
+    console.print(table)
+    share = summary.people_fully_ready / summary.people if summary.people else 1.0
+    console.print(
+        f"[bold]{summary.people_fully_ready:,} of {summary.people:,} people[/] with an active "
+        f"assignment have every system ready ({share:.1%}); the rest wait on manual tasks, "
+        "pending or failed operations."
+    )
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOption = False) -> None:
+    """Recompute the hash chain; exit 1 if any entry was edited, deleted or reordered."""
+    from pasa.audit.log import verify
+
+    with open_engine().connect() as conn:
+        result = verify(conn)
+    if as_json:
+        emit_json({"ok": result.ok, "entries": result.entries, "head": result.head,
+                   "problems": [p.__dict__ if hasattr(p, "__dict__") else
+                                {"seq": p.seq, "problem": p.problem} for p in result.problems]})
+    elif result.ok:
+        console.print(f"[green]Audit log intact:[/] {result.entries:,} entries, head {result.head}")
+    else:
+        err.print(f"[bold red]Audit log TAMPERED:[/] {len(result.problems)} problem(s)")
+        for p in result.problems:
+            err.print(f"  entry {p.seq}: {p.problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# --- ops and tasks --------------------------------------------------------------------------
+
+
+@ops_app.command("list")
+def ops_list(
+    status: Annotated[str | None, typer.Option(help="pending, parked, waiting_manual, ...")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Operations in the ledger (newest first)."""
+    from pasa.store import schema as s
+
+    with open_engine().connect() as conn:
+        q = (
+            sa.select(s.operation.c.id, s.target.c.key, s.operation.c.kind, s.operation.c.status,
+                      s.operation.c.attempts, s.operation.c.summary, s.operation.c.last_error)
+            .select_from(s.operation.join(s.target, s.target.c.id == s.operation.c.target_id))
+            .order_by(s.operation.c.id.desc())
+            .limit(limit)
+        )
+        if status:
+            q = q.where(s.operation.c.status == status)
+        rows = conn.execute(q).all()
+    table = Table(title="Operations")
+    for col in ("id", "target", "kind", "status", "tries", "summary", "last error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), r.key, r.kind, r.status, str(r.attempts), r.summary,
+                      r.last_error or "")
+    console.print(table)
+
+
+@ops_app.command("retry")
+def ops_retry(operation_id: int) -> None:
+    """Put a parked operation back in the queue."""
+    from pasa.engine.ledger import retry_operation
+
+    with open_engine().begin() as conn:
+        retry_operation(conn, operation_id, actor())
+    console.print(f"Operation {operation_id} will be retried")
+
+
+@ops_app.command("cancel")
+def ops_cancel(operation_id: int) -> None:
+    """Cancel a pending or parked operation (audited)."""
+    from pasa.engine.ledger import cancel_operation
+
+    with open_engine().begin() as conn:
+        cancel_operation(conn, operation_id, actor())
+    console.print(f"Operation {operation_id} cancelled")
+
+
+@tasks_app.command("list")
+def tasks_list() -> None:
+    """Open manual tasks, oldest first, with their due time."""
+    from pasa.store import schema as s
+
+    with open_engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(s.manual_task).where(s.manual_task.c.status == "open")
+            .order_by(s.manual_task.c.due_at)
+        ).all()
+    table = Table(title=f"Open manual tasks: {len(rows)}")
+    for col in ("id", "assignee", "due", "instructions"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r.id), r.assignee, f"{r.due_at:%Y-%m-%d %H:%M}", r.instructions)
+    console.print(table)
+
+
+@tasks_app.command("complete")
+def tasks_complete(
+    task_id: int,
+    username: Annotated[str | None, typer.Option(help="Username created in the system.")] = None,
+    note: Annotated[str | None, typer.Option(help="Anything worth recording.")] = None,
+) -> None:
+    """Record a manual task as done (feeds the recorded state)."""
+    from pasa.connectors.manual import complete_manual_task
+
+    completion = {k: v for k, v in {"username": username, "note": note}.items() if v}
+    complete_manual_task(open_engine(), task_id, actor=actor(), completion=completion)
+    console.print(f"Task {task_id} completed")
+
+
+# --- demo and serve -------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    staff: Annotated[int, typer.Option(help="Size of the synthetic trust.")] = 7000,
+    movers: Annotated[int, typer.Option(help="Doctors in training in the rotation.")] = 800,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Synthetic trust end to end: import, plan, apply, a JML cycle, readiness; then serve."""
+    from pasa.service.demo import run_demo
+
+    run_demo(console=console, staff=staff, movers=movers, progress=progress_bar,
+             print_import=_print_import, print_readiness=_print_readiness, actor=actor())
+    if serve_after:
+        serve(host="127.0.0.1", port=port)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the HTTP interface (health and status for now)."""
+    import uvicorn
+
+    from pasa.web.app import create_app
+
+    console.print(f"Serving on [bold]http://{host}:{port}/[/] (health: /healthz); Ctrl+C stops")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    try:
+        app()
+    except PasaError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        err.print(f"[bold red]error:[/] cannot use the database ({reason}); "
+                  "check PASA_DATABASE_URL and run `pasa init`")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,116 @@
+"""Build a connector from a target's configuration (``target.connector`` + ``settings``).
+
+A new connector kind is one module with a ``Connector`` subclass plus one
+:func:`register` call (see ``docs/connectors.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pasa.connectors.base import Connector
+from pasa.connectors.manual import DEFAULT_ASSIGNEE, DEFAULT_SLA_HOURS, ManualConnector
+from pasa.connectors.memory import MemoryConnector
+from pasa.connectors.sqltable import SqlTableConnector, SqlTableSettings
+from pasa.domain.errors import ConfigurationError
+
+Factory = Callable[[str, Mapping[str, Any]], Connector]
+
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register(kind: str, factory: Factory) -> None:
+    """Make ``kind`` usable as a target's ``connector`` value."""
+    _FACTORIES[kind] = factory
+
+
+def kinds() -> tuple[str, ...]:
+    return tuple(sorted(_FACTORIES))
+
+
+def build_connector(target_key: str, connector_kind: str, settings: Mapping[str, Any]) -> Connector:
+    factory = _FACTORIES.get(connector_kind)
+    if factory is None:
+        raise ConfigurationError(
+            f"target '{target_key}' uses connector '{connector_kind}', which PASA does not "
+            f"know; use one of: {', '.join(kinds())}"
+        )
+    return factory(target_key, settings)
+
+
+def _unknown(target_key: str, settings: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(settings) - allowed)
+    if extra:
+        raise ConfigurationError(
+            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _sql_table(target_key: str, settings: Mapping[str, Any]) -> Connector:
+    allowed = {
+        "url",
+        "url_env",
+        "table",
+        "membership_table",
+        "columns",
+        "attributes_column",
+        "create_tables",
+    }
+    _unknown(target_key, settings, allowed)
+    url = settings.get("url")
+    env = settings.get("url_env")
+    if env:
+        # Database URLs can hold passwords: targets name an environment variable instead.
+        url = os.environ.get(str(env))
+        if not url:
+            raise ConfigurationError(
+                f"target '{target_key}' reads its database URL from environment variable "
+                f"{env}, which is not set"
+            )
+    if not url or not isinstance(url, str):
+        raise ConfigurationError(
+            f"target '{target_key}' (sql_table) needs a 'url' or 'url_env' setting"
+        )
+    columns = settings.get("columns") or {}
+    if not isinstance(columns, Mapping):
+        raise ConfigurationError(f"target '{target_key}': 'columns' must be a mapping")
+    return SqlTableConnector(
+        SqlTableSettings(
+            url=url,
+            table=str(settings.get("table", "users")),
+            membership_table=str(settings.get("membership_table", "user_memberships")),
+            columns={str(k): str(v) for k, v in columns.items()},
+            attributes_column=settings.get("attributes_column"),
+            create_tables=bool(settings.get("create_tables", True)),
+        ),
+        name=target_key,
+    )
+
+
+def _memory(target_key: str, settings: Mapping[str, Any]) -> Connector:
+    return MemoryConnector(target_key)
+
+
+def _manual(target_key: str, settings: Mapping[str, Any]) -> Connector:
+    _unknown(target_key, settings, {"assignee", "sla_hours", "system"})
+    try:
+        sla = float(settings.get("sla_hours", DEFAULT_SLA_HOURS))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"target '{target_key}': sla_hours must be a number of hours"
+        ) from exc
+    if sla <= 0:
+        raise ConfigurationError(f"target '{target_key}': sla_hours must be more than zero")
+    return ManualConnector(
+        str(settings.get("system", target_key)),
+        assignee=str(settings.get("assignee", DEFAULT_ASSIGNEE)),
+        sla_hours=sla,
+    )
+
+
+register("sql_table", _sql_table)
+register("memory", _memory)
+register("manual", _manual)

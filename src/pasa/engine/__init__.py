@@ -1,0 +1,1 @@
+"""Execution: the durable operations ledger and the workers that drain it."""

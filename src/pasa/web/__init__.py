@@ -1,0 +1,1 @@
+"""HTTP adapter (FastAPI): health and status now; the API, SCIM and UI come later."""

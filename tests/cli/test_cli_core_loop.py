@@ -1,0 +1,99 @@
+"""The core loop through the real `pasa` command, as an operator runs it, on both engines.
+
+HR extract → identities → policy → plan → apply → targets → explain → audit verify.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PASA = str(Path(sys.executable).with_name("pasa"))
+AS_OF = "2026-11-24"
+
+
+def run(cwd: Path, db_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PASA_DATABASE_URL": db_url, "PASA_ACTOR": "test-operator",
+           "COLUMNS": "200"}
+    result = subprocess.run(
+        [PASA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    if ok:
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "policy.yaml").write_text(
+        (REPO / "examples" / "policy.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return tmp_path
+
+
+def test_core_loop_end_to_end(workdir: Path, db_url: str) -> None:
+    run(workdir, db_url, "init")
+    run(workdir, db_url, "policy", "load", "examples/policy.yaml")
+    run(workdir, db_url, "generate", "workforce", "--staff", "250", "--seed", "3",
+        "--as-of", AS_OF, "--out", "var/esr.csv")
+    imported = run(workdir, db_url, "hr", "import", "var/esr.csv", "--as-of", AS_OF)
+    assert "rows accepted" in imported.stdout
+
+    planned = json.loads(run(workdir, db_url, "plan", "--at", AS_OF, "--json").stdout)
+    kinds = {op["kind"] for op in planned["operations"]}
+    assert {"create_account", "add_membership"} <= kinds
+    assert all(op["reasons"] for op in planned["operations"])
+
+    run(workdir, db_url, "apply", "--at", AS_OF)
+    # Convergence: once applied, nothing is left to do.
+    again = json.loads(run(workdir, db_url, "plan", "--at", AS_OF, "--json").stdout)
+    assert again["operations"] == []
+
+    # The target system itself now holds the accounts (not only PASA's tables).
+    created = [op for op in planned["operations"]
+               if op["kind"] == "create_account" and op["target"] == "ad"]
+    directory = sqlite3.connect(workdir / "var" / "targets" / "directory.db")
+    usernames = {r[0] for r in directory.execute("SELECT username FROM users")}
+    assert {op["username"] for op in created} <= usernames
+    assert len(usernames) == len(created) > 0
+
+    # Why does this person have access on ad? The rule, the role and the HR record.
+    someone = next(op for op in planned["operations"]
+                   if op["kind"] == "add_membership" and op["target"] == "ad")
+    employee = someone["payload"].get("employee_number") or created[0]["payload"].get(
+        "attributes", {}).get("employee_number")
+    explanation = run(workdir, db_url, "explain", str(employee), "ad", "--at", AS_OF).stdout
+    assert "rule" in explanation.lower()
+    assert str(employee) in explanation
+
+    verify = run(workdir, db_url, "audit", "verify")
+    assert "intact" in verify.stdout
+
+
+def test_bad_input_is_one_clear_sentence(workdir: Path, db_url: str) -> None:
+    missing = run(workdir, db_url, "hr", "import", "nope.csv", ok=False)
+    assert missing.returncode == 1
+    assert "nope.csv does not exist" in missing.stderr
+
+    (workdir / "junk.csv").write_text("just,some,columns\n1,2,3\n", encoding="utf-8")
+    run(workdir, db_url, "init")
+    junk = run(workdir, db_url, "hr", "import", "junk.csv", ok=False)
+    assert junk.returncode == 1
+    assert "error:" in junk.stderr
+    assert len(junk.stderr.strip().splitlines()) <= 3
+
+    bad_date = run(workdir, db_url, "plan", "--at", "31/02/2026", ok=False)
+    assert bad_date.returncode == 1
+    assert "not a date" in bad_date.stderr
+
+    no_policy = run(workdir, db_url, "plan", ok=False)
+    assert "no access policy is loaded" in no_policy.stderr

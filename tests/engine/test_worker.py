@@ -1,0 +1,410 @@
+"""The worker carries the ledger to the targets: what a user would notice in each target."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pasa_engine_helpers import (
+    FakeClock,
+    RecordFn,
+    add_people,
+    add_target,
+    employee,
+    joiner,
+    op,
+)
+from sqlalchemy.engine import Engine
+
+from pasa.audit import log as audit
+from pasa.connectors.base import Capability, PermanentError, TransientError
+from pasa.connectors.manual import (
+    ManualConnector,
+    ManualTaskError,
+    cancel_manual_task,
+    complete_manual_task,
+)
+from pasa.connectors.memory import MemoryConnector
+from pasa.connectors.sqltable import SqlTableConnector, SqlTableSettings
+from pasa.domain.operations import OperationKind
+from pasa.engine import ledger
+from pasa.engine.worker import run_pending
+from pasa.store.schema import account, audit_log, manual_task, operation
+
+
+def _ops(engine: Engine, tkey: str | None = None) -> list[ledger.OperationRecord]:
+    with engine.connect() as conn:
+        return ledger.list_operations(conn, target=tkey)
+
+
+def _statuses(engine: Engine, tkey: str) -> list[str]:
+    return [o.status for o in _ops(engine, tkey)]
+
+
+def _actions(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(audit_log.c.action).order_by(audit_log.c.seq)).scalars())
+
+
+@pytest.fixture
+def app_db(tmp_path: Path) -> SqlTableConnector:
+    """An application's own user table (a separate SQLite file, as in a real deployment)."""
+    return SqlTableConnector(SqlTableSettings(url=f"sqlite:///{tmp_path / 'app.db'}"), name="app")
+
+
+def test_plan_lands_in_the_target_table(
+    engine: Engine, record: RecordFn, clock: FakeClock, app_db: SqlTableConnector
+) -> None:
+    add_target(engine, "app", "sql_table")
+    add_people(engine, 2)
+    record([*joiner(1, "app", "first1", ["staff", "radiology"]), *joiner(2, "app", "first2")])
+
+    report = run_pending(engine, {"app": app_db}, now=clock)
+
+    assert (report.succeeded, report.parked, report.retried) == (5, 0, 0)
+    with app_db.engine.connect() as conn:
+        users = {r.username: r for r in conn.execute(sa.select(app_db.users))}
+        members = set(conn.execute(sa.select(app_db.memberships)).all())
+    assert set(users) == {"first1", "first2"}
+    assert users["first1"].employee_number == employee(1)
+    assert users["first1"].enabled
+    assert members == {
+        ("first1", "group", "staff"),
+        ("first1", "group", "radiology"),
+        ("first2", "group", "staff"),
+    }
+    with engine.connect() as conn:
+        ext = dict(conn.execute(sa.select(account.c.username, account.c.external_id)).all())
+        assert audit.verify(conn).ok
+    assert ext["first1"] == users["first1"].external_id
+    assert set(_statuses(engine, "app")) == {"succeeded"}
+    assert _actions(engine).count("operation.succeeded") == 5
+
+
+def test_rerunning_sends_nothing_twice(engine: Engine, record: RecordFn, clock: FakeClock) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 3)
+    record([o for p in (1, 2, 3) for o in joiner(p, "ad", f"u{p}", ["a", "b"])])
+    ad = MemoryConnector("ad")
+    assert run_pending(engine, {"ad": ad}, now=clock).succeeded == 9
+    calls = list(ad.calls)
+    again = run_pending(engine, {"ad": ad}, now=clock)
+    assert again.executed == 0
+    assert ad.calls == calls
+    assert {a.username for a in ad.list()} == {"u1", "u2", "u3"}
+
+
+def test_failing_target_retries_with_backoff_then_parks_while_others_succeed(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_target(engine, "pacs")
+    add_people(engine, 2)
+    record(
+        [
+            *joiner(1, "ad", "u1"),
+            *joiner(2, "ad", "u2"),
+            *joiner(1, "pacs", "p1"),
+            *joiner(2, "pacs", "p2"),
+        ]
+    )
+    ad = MemoryConnector("ad")
+    pacs = MemoryConnector("pacs")
+    pacs.fail_with = TransientError("PACS refused the connection")
+
+    waits: list[float] = []
+    report = run_pending(engine, {"ad": ad, "pacs": pacs}, now=clock, max_attempts=4)
+    assert report.succeeded == 4  # ad: everything, at once
+    assert {a.username for a in ad.list()} == {"u1", "u2"}
+    assert report.retried == 2  # pacs: both creates; their memberships wait behind them
+    assert report.blocked == 2
+    for attempt in (2, 3):
+        creates = [o for o in _ops(engine, "pacs") if o.kind == "create_account"]
+        assert all(o.status == "pending" and o.attempts == attempt - 1 for o in creates)
+        nb = min(o.not_before for o in creates if o.not_before is not None)
+        waits.append((nb.replace(tzinfo=None) - clock().replace(tzinfo=None)).total_seconds())
+        # Not due yet: nothing is sent.
+        before = len(pacs.calls)
+        assert run_pending(engine, {"pacs": pacs}, now=clock).executed == 0
+        assert len(pacs.calls) == before
+        clock.at = max(o.not_before for o in creates if o.not_before is not None).replace(
+            tzinfo=clock.at.tzinfo
+        )
+        clock.advance(seconds=1)
+        assert run_pending(engine, {"ad": ad, "pacs": pacs}, now=clock).retried == 2
+    assert waits[1] > waits[0] > 0  # exponential back-off
+
+    creates = [o for o in _ops(engine, "pacs") if o.kind == "create_account"]
+    clock.at = max(o.not_before for o in creates if o.not_before is not None).replace(
+        tzinfo=clock.at.tzinfo
+    )
+    clock.advance(seconds=1)
+    final = run_pending(engine, {"ad": ad, "pacs": pacs}, now=clock, max_attempts=4)
+    assert final.parked == 2
+    ops = _ops(engine, "pacs")
+    assert [o.status for o in ops] == ["parked", "pending", "parked", "pending"]
+    assert ops[0].last_error == "gave up after 4 attempts: PACS refused the connection"
+    assert set(_statuses(engine, "ad")) == {"succeeded"}
+    assert "operation.retry" in _actions(engine) and "operation.parked" in _actions(engine)
+
+
+def test_permanent_error_parks_at_once_and_retry_sends_again(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 2)
+    record([*joiner(1, "ad", "alice", ["a", "b"]), *joiner(2, "ad", "bob", ["a", "b"])])
+    ad = MemoryConnector("ad")
+    ad.fail_with = PermanentError("password policy rejected the account")
+    ad.fail_methods = frozenset({"create"})
+    ad.fail_usernames = frozenset({"bob"})
+
+    report = run_pending(engine, {"ad": ad}, now=clock)
+
+    assert (report.succeeded, report.parked, report.blocked) == (3, 1, 2)
+    assert _read_memberships(ad, "alice") == {("group", "a"), ("group", "b")}
+    assert ad.read("bob") is None
+    bob = [o for o in _ops(engine, "ad") if o.username == "bob"]
+    assert [o.status for o in bob] == ["parked", "pending", "pending"]
+    assert bob[0].last_error == "password policy rejected the account"
+    assert ad.calls_to("add_member") == 2  # bob's memberships were never sent
+
+    ad.fail_with = None
+    with engine.begin() as conn:
+        ledger.retry_operation(conn, bob[0].id, "admin")
+    assert run_pending(engine, {"ad": ad}, now=clock).succeeded == 3
+    assert _read_memberships(ad, "bob") == {("group", "a"), ("group", "b")}
+
+
+def _read_memberships(connector: MemoryConnector, username: str) -> set[tuple[str, str]]:
+    found = connector.read(username)
+    assert found is not None
+    return set(found.memberships)
+
+
+def test_conflict_parks_with_the_reason(engine: Engine, record: RecordFn, clock: FakeClock) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    ad = MemoryConnector("ad")
+    ad.create("first1", {"employee_number": "99999999"})  # someone else's account
+    record(joiner(1, "ad", "first1", []))
+    assert run_pending(engine, {"ad": ad}, now=clock).parked == 1
+    [parked] = _ops(engine, "ad")
+    assert "already exists for employee 99999999" in (parked.last_error or "")
+
+
+def test_unsupported_operation_parks_with_a_sentence(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    ad = MemoryConnector("ad", capabilities=frozenset(Capability) - {Capability.DELETE})
+    record(joiner(1, "ad", "u1", []))
+    record([op(OperationKind.DELETE, 1, "ad", "u1")])
+    report = run_pending(engine, {"ad": ad}, now=clock)
+    assert (report.succeeded, report.parked) == (1, 1)
+    assert "cannot do 'delete'" in (_ops(engine, "ad")[1].last_error or "")
+
+
+def test_paused_and_unconfigured_targets_are_skipped(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad", paused=True)
+    add_target(engine, "door")
+    add_target(engine, "email")
+    add_people(engine, 1)
+    record([*joiner(1, "ad", "u1"), *joiner(1, "door", "u1"), *joiner(1, "email", "u1")])
+    ad, email = MemoryConnector("ad"), MemoryConnector("email")
+    report = run_pending(engine, {"ad": ad, "email": email}, now=clock)
+    assert report.skipped_paused == 2
+    assert report.unconfigured_targets == ["door"]
+    assert report.succeeded == 2
+    assert ad.calls == []
+    assert set(_statuses(engine, "ad")) == {"pending"}
+
+
+def test_later_operations_of_an_account_run_in_order(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    record(joiner(1, "ad", "u1", ["old"]))
+    record(
+        [
+            op(
+                OperationKind.UPDATE_ATTRIBUTES,
+                1,
+                "ad",
+                "u1",
+                changes={"job_title": ["Radiographer", "Matron"]},
+            ),
+            op(OperationKind.ADD_MEMBERSHIP, 1, "ad", "u1", kind="group", value="new"),
+            op(OperationKind.REMOVE_MEMBERSHIP, 1, "ad", "u1", kind="group", value="old"),
+            op(OperationKind.DISABLE, 1, "ad", "u1"),
+        ]
+    )
+    ad = MemoryConnector("ad")
+    assert run_pending(engine, {"ad": ad}, now=clock).succeeded == 6
+    assert [m for m, _ in ad.calls] == [
+        "create",
+        "add_member",
+        "update",
+        "add_member",
+        "remove_member",
+        "disable",
+    ]
+    remote = ad.read("u1")
+    assert remote is not None and not remote.enabled
+    assert remote.memberships == {("group", "new")}
+    assert remote.attributes["job_title"] == "Matron"
+
+
+def test_limit_and_progress(engine: Engine, record: RecordFn, clock: FakeClock) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 3)
+    record([o for p in (1, 2, 3) for o in joiner(p, "ad", f"u{p}", [])])
+    seen: list[int] = []
+    report = run_pending(
+        engine, {"ad": MemoryConnector()}, now=clock, limit=2, progress=seen.append
+    )
+    assert report.succeeded == 2 and report.deferred == 1
+    assert seen == [1, 2]
+
+
+def test_circuit_breaker_stops_hammering_a_dead_target(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 6)
+    record([o for p in range(1, 7) for o in joiner(p, "ad", f"u{p}", [])])
+    ad = MemoryConnector("ad")
+    ad.fail_with = ConnectionRefusedError("connection refused")
+    report = run_pending(engine, {"ad": ad}, now=clock, circuit_breaker=3)
+    assert (report.retried, report.deferred) == (3, 3)
+    assert report.circuit_open_targets == ["ad"]
+    assert "connection error: connection refused" in (_ops(engine, "ad")[0].last_error or "")
+
+
+def test_manual_target_becomes_tasks_and_completion_records_the_username(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "pacs", "manual", {"assignee": "pacs-admins", "sla_hours": 8})
+    add_people(engine, 1)
+    record(joiner(1, "pacs", "first1", ["reporters"]))
+    pacs = ManualConnector("PACS", assignee="pacs-admins", sla_hours=8)
+
+    report = run_pending(engine, {"pacs": pacs}, now=clock)
+
+    assert report.waiting_manual == 1 and report.blocked == 1
+    with engine.connect() as conn:
+        [task] = conn.execute(sa.select(manual_task)).all()
+    assert task.assignee == "pacs-admins"
+    assert task.status == "open"
+    assert task.instructions == (
+        f"Create an account for First1 Last1 (employee {employee(1)}) in PACS with username "
+        "'first1'; record the username you created if it differs."
+    )
+    assert (
+        task.due_at.replace(tzinfo=None) - task.created_at.replace(tzinfo=None)
+    ).total_seconds() == 8 * 3600
+    assert _statuses(engine, "pacs") == ["waiting_manual", "pending"]
+    # Running again creates nothing new while the person works on it.
+    assert run_pending(engine, {"pacs": pacs}, now=clock).executed == 0
+
+    complete_manual_task(
+        engine,
+        task.id,
+        actor="pacs.admin@nhs.net",
+        completion={"username": "first1.last1", "external_id": "PACS-77"},
+    )
+    assert _statuses(engine, "pacs") == ["succeeded", "pending"]
+    with engine.connect() as conn:
+        acct = conn.execute(sa.select(account)).one()
+    assert (acct.username, acct.external_id) == ("first1.last1", "PACS-77")
+    with pytest.raises(ManualTaskError, match="already done"):
+        complete_manual_task(engine, task.id, actor="x", completion={})
+
+    # The next task uses the username actually created.
+    assert run_pending(engine, {"pacs": pacs}, now=clock).waiting_manual == 1
+    with engine.connect() as conn:
+        tasks = conn.execute(sa.select(manual_task).order_by(manual_task.c.id)).all()
+    assert "'first1.last1'" in tasks[1].instructions and "'reporters'" in tasks[1].instructions
+
+    cancel_manual_task(engine, tasks[1].id, actor="pacs.admin@nhs.net", reason="left")
+    assert _statuses(engine, "pacs") == ["succeeded", "cancelled"]
+    actions = _actions(engine)
+    assert actions.count("operation.manual") == 2
+    assert "manual_task.completed" in actions and "manual_task.cancelled" in actions
+
+
+def test_cancelled_operation_is_not_sent(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    record(joiner(1, "ad", "u1", ["a"]))
+    membership = _ops(engine, "ad")[1]
+    with engine.begin() as conn:
+        ledger.cancel_operation(conn, membership.id, "admin")
+    ad = MemoryConnector("ad")
+    assert run_pending(engine, {"ad": ad}, now=clock).succeeded == 1
+    assert ad.calls_to("add_member") == 0
+
+
+def test_two_workers_at_once_send_each_operation_once(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("concurrent workers are a PostgreSQL deployment; SQLite has one writer")
+    add_target(engine, "ad")
+    add_target(engine, "email")
+    people = add_people(engine, 40)
+    record([o for p in people for t in ("ad", "email") for o in joiner(p, t, f"u{p}", ["a"])])
+    ad, email = MemoryConnector("ad"), MemoryConnector("email")
+    reports = []
+
+    def work() -> None:
+        reports.append(run_pending(engine, {"ad": ad, "email": email}, now=clock))
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Anything a worker skipped because another held it is picked up by a final run.
+    reports.append(run_pending(engine, {"ad": ad, "email": email}, now=clock))
+    assert sum(r.succeeded for r in reports) == 160
+    assert ad.calls_to("create") == 40 and ad.calls_to("add_member") == 40
+    assert email.calls_to("create") == 40
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(operation)
+            .where(operation.c.status != "succeeded")
+        ).scalar()
+        assert audit.verify(conn).ok
+    assert left == 0
+
+
+def test_target_table_in_the_same_database_as_pasa(
+    engine: Engine, db_url: str, record: RecordFn, clock: FakeClock
+) -> None:
+    """The embedded demo keeps an application's user table beside PASA's own tables."""
+    add_target(engine, "app", "sql_table")
+    add_people(engine, 2)
+    record([*joiner(1, "app", "u1", ["a", "b"]), *joiner(2, "app", "u2", ["a"])])
+    app = SqlTableConnector(
+        SqlTableSettings(url=db_url, table="app_users_w", membership_table="app_members_w"),
+        name="app",
+    )
+    try:
+        assert run_pending(engine, {"app": app}, now=clock).succeeded == 5
+        remote = {a.username: a for a in app.list()}
+        assert set(remote) == {"u1", "u2"}
+        assert remote["u1"].memberships == {("group", "a"), ("group", "b")}
+    finally:
+        app.memberships.drop(app.engine, checkfirst=True)
+        app.users.drop(app.engine, checkfirst=True)
+        app.close()
