@@ -20,8 +20,12 @@ AS_OF = "2026-11-24"
 
 
 def run(cwd: Path, db_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PASA_DATABASE_URL": db_url, "PASA_ACTOR": "test-operator",
-           "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PASA_DATABASE_URL": db_url,
+        "PASA_ACTOR": "test-operator",
+        "COLUMNS": "200",
+    }
     result = subprocess.run(
         [PASA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -43,8 +47,20 @@ def workdir(tmp_path: Path) -> Path:
 def test_core_loop_end_to_end(workdir: Path, db_url: str) -> None:
     run(workdir, db_url, "init")
     run(workdir, db_url, "policy", "load", "examples/policy.yaml")
-    run(workdir, db_url, "generate", "workforce", "--staff", "250", "--seed", "3",
-        "--as-of", AS_OF, "--out", "var/esr.csv")
+    run(
+        workdir,
+        db_url,
+        "generate",
+        "workforce",
+        "--staff",
+        "250",
+        "--seed",
+        "3",
+        "--as-of",
+        AS_OF,
+        "--out",
+        "var/esr.csv",
+    )
     imported = run(workdir, db_url, "hr", "import", "var/esr.csv", "--as-of", AS_OF)
     assert "rows accepted" in imported.stdout
 
@@ -59,18 +75,25 @@ def test_core_loop_end_to_end(workdir: Path, db_url: str) -> None:
     assert again["operations"] == []
 
     # The target system itself now holds the accounts (not only PASA's tables).
-    created = [op for op in planned["operations"]
-               if op["kind"] == "create_account" and op["target"] == "ad"]
+    created = [
+        op
+        for op in planned["operations"]
+        if op["kind"] == "create_account" and op["target"] == "ad"
+    ]
     directory = sqlite3.connect(workdir / "var" / "targets" / "directory.db")
     usernames = {r[0] for r in directory.execute("SELECT username FROM users")}
     assert {op["username"] for op in created} <= usernames
     assert len(usernames) == len(created) > 0
 
     # Why does this person have access on ad? The rule, the role and the HR record.
-    someone = next(op for op in planned["operations"]
-                   if op["kind"] == "add_membership" and op["target"] == "ad")
+    someone = next(
+        op
+        for op in planned["operations"]
+        if op["kind"] == "add_membership" and op["target"] == "ad"
+    )
     employee = someone["payload"].get("employee_number") or created[0]["payload"].get(
-        "attributes", {}).get("employee_number")
+        "attributes", {}
+    ).get("employee_number")
     explanation = run(workdir, db_url, "explain", str(employee), "ad", "--at", AS_OF).stdout
     assert "rule" in explanation.lower()
     assert str(employee) in explanation

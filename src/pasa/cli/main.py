@@ -30,7 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-hr_app = typer.Typer(help="HR sources: import ESR extracts, review quarantine, approve held imports.")
+hr_app = typer.Typer(
+    help="HR sources: import ESR extracts, review quarantine, approve held imports."
+)
 policy_app = typer.Typer(help="Access policy: check and load the rules YAML.")
 generate_app = typer.Typer(help="Synthetic data: an ESR-style workforce extract and rotations.")
 audit_app = typer.Typer(help="Tamper-evident audit log.")
@@ -152,8 +154,9 @@ def generate_workforce(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with progress_bar("Generating workforce", None) as update:
-        summary = gen(out, staff=staff, org=org.upper(), seed=seed, as_of=as_of_date(as_of),
-                      progress=update)
+        summary = gen(
+            out, staff=staff, org=org.upper(), seed=seed, as_of=as_of_date(as_of), progress=update
+        )
     console.print(f"[green]Wrote[/] {out}: {summary}")
 
 
@@ -165,7 +168,9 @@ def as_of_date(value: str | None) -> dt.date:
 def generate_rotation(
     source: Annotated[Path, typer.Option("--from", help="The current full extract.")],
     movers: Annotated[int, typer.Option(min=1, help="Number of people who move.")] = 800,
-    date: Annotated[str | None, typer.Option(help="Rotation date (default first Wed of Aug).")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Rotation date (default first Wed of Aug).")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 1,
     out: Annotated[Path, typer.Option()] = Path("var/esr-rotation.csv"),
 ) -> None:
@@ -221,7 +226,10 @@ def hr_import(
     engine = open_engine(create=True)
     with progress_bar(f"Importing {file.name}", None) as update:
         result = import_extract(
-            engine, file, actor=actor(), as_of=as_date(as_of),
+            engine,
+            file,
+            actor=actor(),
+            as_of=as_date(as_of),
             guard_threshold=settings.guard_threshold if guard is None else guard,
             progress=update,
         )
@@ -290,16 +298,24 @@ def plan(
     ctx = compute_plan(engine, when, ids)
     ops = ctx.plan.operations
     if as_json:
-        emit_json({
-            "at": when.isoformat(),
-            "people": ctx.people,
-            "operations": [
-                {"kind": o.kind.value, "target": o.target, "person_id": o.person_id,
-                 "username": o.username, "payload": o.payload, "summary": o.summary,
-                 "reasons": [r.describe() for r in o.reasons]}
-                for o in ops
-            ],
-        })
+        emit_json(
+            {
+                "at": when.isoformat(),
+                "people": ctx.people,
+                "operations": [
+                    {
+                        "kind": o.kind.value,
+                        "target": o.target,
+                        "person_id": o.person_id,
+                        "username": o.username,
+                        "payload": o.payload,
+                        "summary": o.summary,
+                        "reasons": [r.describe() for r in o.reasons],
+                    }
+                    for o in ops
+                ],
+            }
+        )
         return
     counts: dict[tuple[str, str], int] = {}
     for o in ops:
@@ -312,8 +328,14 @@ def plan(
         table.add_row(target, kind, f"{n:,}")
     console.print(table)
     for o in ops[:limit]:
-        sign = {"create_account": "+", "add_membership": "+", "enable": "+",
-                "remove_membership": "-", "disable": "-", "delete": "-"}.get(o.kind.value, "~")
+        sign = {
+            "create_account": "+",
+            "add_membership": "+",
+            "enable": "+",
+            "remove_membership": "-",
+            "disable": "-",
+            "delete": "-",
+        }.get(o.kind.value, "~")
         why = "; ".join(r.describe() for r in o.reasons[:2])
         console.print(f" {sign} {o.summary}  [dim]({why})[/]")
     if len(ops) > limit:
@@ -328,7 +350,7 @@ def apply(
     execute: Annotated[bool, typer.Option(help="Run the in-process worker afterwards.")] = True,
 ) -> None:
     """Record the plan in the operations ledger and carry it out."""
-    from pasa.service.provisioning import apply as do_apply, execute as do_execute
+    from pasa.service.provisioning import apply as do_apply
 
     engine = open_engine()
     result = do_apply(engine, as_date(at), actor=actor())
@@ -396,9 +418,15 @@ def readiness(at: AtOption = None, as_json: JsonOption = False) -> None:
 
     summary = summarise(open_engine(), as_date(at))
     if as_json:
-        emit_json({"at": summary.at, "people": summary.people,
-                   "fully_ready": summary.people_fully_ready,
-                   "by_target": summary.by_target, "operations": summary.operations})
+        emit_json(
+            {
+                "at": summary.at,
+                "people": summary.people,
+                "fully_ready": summary.people_fully_ready,
+                "by_target": summary.by_target,
+                "operations": summary.operations,
+            }
+        )
         return
     _print_readiness(summary)
 
@@ -408,8 +436,13 @@ def _print_readiness(summary: Any) -> None:
     for col in ("target", "ready", "pending", "manual task", "failed"):
         table.add_column(col, justify="right" if col != "target" else "left")
     for target, counts in summary.by_target.items():
-        table.add_row(target, f"{counts['ready']:,}", f"{counts['pending']:,}",
-                      f"{counts['manual']:,}", f"{counts['failed']:,}")
+        table.add_row(
+            target,
+            f"{counts['ready']:,}",
+            f"{counts['pending']:,}",
+            f"{counts['manual']:,}",
+            f"{counts['failed']:,}",
+        )
     console.print(table)
     share = summary.people_fully_ready / summary.people if summary.people else 1.0
     console.print(
@@ -430,9 +463,17 @@ def audit_verify(as_json: JsonOption = False) -> None:
     with open_engine().connect() as conn:
         result = verify(conn)
     if as_json:
-        emit_json({"ok": result.ok, "entries": result.entries, "head": result.head,
-                   "problems": [p.__dict__ if hasattr(p, "__dict__") else
-                                {"seq": p.seq, "problem": p.problem} for p in result.problems]})
+        emit_json(
+            {
+                "ok": result.ok,
+                "entries": result.entries,
+                "head": result.head,
+                "problems": [
+                    p.__dict__ if hasattr(p, "__dict__") else {"seq": p.seq, "problem": p.problem}
+                    for p in result.problems
+                ],
+            }
+        )
     elif result.ok:
         console.print(f"[green]Audit log intact:[/] {result.entries:,} entries, head {result.head}")
     else:
@@ -456,8 +497,15 @@ def ops_list(
 
     with open_engine().connect() as conn:
         q = (
-            sa.select(s.operation.c.id, s.target.c.key, s.operation.c.kind, s.operation.c.status,
-                      s.operation.c.attempts, s.operation.c.summary, s.operation.c.last_error)
+            sa.select(
+                s.operation.c.id,
+                s.target.c.key,
+                s.operation.c.kind,
+                s.operation.c.status,
+                s.operation.c.attempts,
+                s.operation.c.summary,
+                s.operation.c.last_error,
+            )
             .select_from(s.operation.join(s.target, s.target.c.id == s.operation.c.target_id))
             .order_by(s.operation.c.id.desc())
             .limit(limit)
@@ -469,8 +517,9 @@ def ops_list(
     for col in ("id", "target", "kind", "status", "tries", "summary", "last error"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r.id), r.key, r.kind, r.status, str(r.attempts), r.summary,
-                      r.last_error or "")
+        table.add_row(
+            str(r.id), r.key, r.kind, r.status, str(r.attempts), r.summary, r.last_error or ""
+        )
     console.print(table)
 
 
@@ -501,7 +550,8 @@ def tasks_list() -> None:
 
     with open_engine().connect() as conn:
         rows = conn.execute(
-            sa.select(s.manual_task).where(s.manual_task.c.status == "open")
+            sa.select(s.manual_task)
+            .where(s.manual_task.c.status == "open")
             .order_by(s.manual_task.c.due_at)
         ).all()
     table = Table(title=f"Open manual tasks: {len(rows)}")
@@ -539,8 +589,15 @@ def demo(
     """Synthetic trust end to end: import, plan, apply, a JML cycle, readiness; then serve."""
     from pasa.service.demo import run_demo
 
-    run_demo(console=console, staff=staff, movers=movers, progress=progress_bar,
-             print_import=_print_import, print_readiness=_print_readiness, actor=actor())
+    run_demo(
+        console=console,
+        staff=staff,
+        movers=movers,
+        progress=progress_bar,
+        print_import=_print_import,
+        print_readiness=_print_readiness,
+        actor=actor(),
+    )
     if serve_after:
         serve(host="127.0.0.1", port=port)
 
@@ -569,8 +626,10 @@ def main() -> None:
         sys.exit(1)
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        err.print(f"[bold red]error:[/] cannot use the database ({reason}); "
-                  "check PASA_DATABASE_URL and run `pasa init`")
+        err.print(
+            f"[bold red]error:[/] cannot use the database ({reason}); "
+            "check PASA_DATABASE_URL and run `pasa init`"
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

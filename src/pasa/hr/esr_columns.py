@@ -23,7 +23,8 @@ COLUMNS: Final[tuple[str, ...]] = (
     "Email_Address",
     "Primary_Assignment",  # Y | N
     "Assignment_Category",  # Permanent | Fixed Term Temp | Bank | Honorary | Lead Employer Trainee
-    "Assignment_Status",  # Active Assignment | Suspend Assignment | Acting Up | Out on External Secondment
+    # Active Assignment | Suspend Assignment | Acting Up | Out on External Secondment
+    "Assignment_Status",
     "Assignment_Start_Date",
     "Assignment_End_Date",  # blank when open-ended; the last working day when set
     "Position_Number",

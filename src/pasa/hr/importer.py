@@ -358,6 +358,8 @@ def _stage(
     _flush_staging(conn, staged)
     _flush_quarantine(conn, problems)
     # Supervisors not in the file: clear them (never lose a person for a missing manager).
+    if cleared:
+        _analyze(conn, "hr_staging")
     for start in range(0, len(cleared), 500):
         chunk = cleared[start : start + 500]
         hashes = conn.execute(
@@ -568,10 +570,12 @@ def _apply(conn: Connection, i: int, *, as_of: dt.date, threshold: float, actor:
         i=i,
     )
 
+    _analyze(conn, "hr_staging")
     _resolve_persons(conn, i, now=now, dialect=dialect)
-    _analyze(conn, "person", "person_identifier")
+    _analyze(conn, "hr_staging", "person", "person_identifier")
     _upsert_identifiers(conn, i, now=now)
     _upsert_places(conn, i)
+    _analyze(conn, "site", "department", "position")
 
     # Events for changed rows: diff the new row against the last recorded version.
     changed_events = _changed_events(conn, i, as_of=as_of, now=now)

@@ -52,12 +52,14 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
     rng = random.Random(seed)
     with src.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
+
     def started(r: dict[str, str]) -> bool:
         day, month, year = (int(x) for x in r["Assignment_Start_Date"].split("/"))
         return dt.date(year, month, day) < as_of
 
     ongoing = [
-        r for r in rows
+        r
+        for r in rows
         if not r["Assignment_End_Date"] and r["Primary_Assignment"] == "Y" and started(r)
     ]
     picks = rng.sample(ongoing, 30 + 25 + 3)
@@ -67,13 +69,25 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
     # A mover takes the position (and so department, site and codes) of another member of staff
     # in the same staff group, so every code stays valid.
     position_cols = [
-        "Position_Number", "Position_Title", "Staff_Group", "Job_Role_Code", "Area_Of_Work",
-        "Occupation_Code", "Grade_Code", "Department_Code", "Department_Name", "Cost_Centre",
-        "Location_Code", "Location_Name",
+        "Position_Number",
+        "Position_Title",
+        "Staff_Group",
+        "Job_Role_Code",
+        "Area_Of_Work",
+        "Occupation_Code",
+        "Grade_Code",
+        "Department_Code",
+        "Department_Name",
+        "Cost_Centre",
+        "Location_Code",
+        "Location_Name",
     ]
     for r in movers:
-        same_group = [o for o in ongoing if o["Staff_Group"] == r["Staff_Group"]
-                      and o["Department_Code"] != r["Department_Code"]]
+        same_group = [
+            o
+            for o in ongoing
+            if o["Staff_Group"] == r["Staff_Group"] and o["Department_Code"] != r["Department_Code"]
+        ]
         if same_group:
             donor = rng.choice(same_group)
             for c in position_cols:
@@ -90,14 +104,22 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
         new = dict(template)
         first = rng.choice(["Amara", "Rhys", "Niamh", "Tomasz", "Priya", "Eilidh", "Kwame"])
         last = rng.choice(["Hughes", "Begum", "MacLeod", "Kowalski", "Mensah", "O'Brien"])
-        new.update({
-            "Employee_Number": number, "Assignment_Number": number, "First_Name": first,
-            "Last_Name": last, "Known_As": "", "Middle_Names": "",
-            "NI_Number": f"JT{rng.randint(100000, 999999)}C",
-            "Email_Address": f"{first}.{last}.{number[-4:]}@nhs.net".lower().replace("'", ""),
-            "Assignment_Start_Date": _fmt(as_of + dt.timedelta(days=rng.randint(0, 14))),
-            "Assignment_End_Date": "", "Registration_Body": "", "Registration_Number": "",
-        })
+        new.update(
+            {
+                "Employee_Number": number,
+                "Assignment_Number": number,
+                "First_Name": first,
+                "Last_Name": last,
+                "Known_As": "",
+                "Middle_Names": "",
+                "NI_Number": f"JT{rng.randint(100000, 999999)}C",
+                "Email_Address": f"{first}.{last}.{number[-4:]}@nhs.net".lower().replace("'", ""),
+                "Assignment_Start_Date": _fmt(as_of + dt.timedelta(days=rng.randint(0, 14))),
+                "Assignment_End_Date": "",
+                "Registration_Body": "",
+                "Registration_Number": "",
+            }
+        )
         starters.append(new)
     with dst.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
@@ -136,14 +158,17 @@ def _reset(url: str, var: Path) -> Engine:
     return engine
 
 
-def _provision(engine: Engine, console: Console, at: dt.date, progress: ProgressFactory,
-               actor: str) -> None:
+def _provision(
+    engine: Engine, console: Console, at: dt.date, progress: ProgressFactory, actor: str
+) -> None:
     ctx = provisioning.compute_plan(engine, at)
     counts: dict[str, int] = {}
     for op in ctx.plan.operations:
         counts[op.kind.value] = counts.get(op.kind.value, 0) + 1
-    console.print(f"  plan as at {at}: {len(ctx.plan.operations):,} operations "
-                  + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+    console.print(
+        f"  plan as at {at}: {len(ctx.plan.operations):,} operations "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+    )
     result = provisioning.apply(engine, at, actor=actor)
     with progress("Provisioning", result.operations) as update:
         report = provisioning.execute(engine, progress=update)
@@ -171,8 +196,9 @@ def run_demo(
     console.rule(f"[bold]PASA demo: a {staff:,}-staff trust ({ORG})")
     with engine.begin() as conn:
         stored = save_policy(conn, load_policy_file(POLICY), source=str(POLICY), actor=actor)
-    console.print(f"Policy {POLICY}: {stored.targets} targets, {stored.roles} roles, "
-                  f"{stored.rules} rules")
+    console.print(
+        f"Policy {POLICY}: {stored.targets} targets, {stored.roles} roles, {stored.rules} rules"
+    )
 
     extract = demo_dir / "esr-day1.csv"
     with progress("Generating ESR extract", None) as update:
@@ -192,7 +218,7 @@ def run_demo(
     print_import(result, quarantine(engine, result.import_id))
     _provision(engine, console, day2, progress, actor)
     mover_view = provisioning.explain_person(engine, changed["movers"][0], day2, "doors")
-    for person, explanation in mover_view[:1]:
+    for _person, explanation in mover_view[:1]:
         console.print(f"[bold]A mover on {day2}, door access (pasa explain):[/]")
         why = explanation.render_text().split("\nNot granted by")[0]
         console.print(why, markup=False, highlight=False)
@@ -200,7 +226,8 @@ def run_demo(
     day3 = day2 + dt.timedelta(days=1)
     console.rule(f"Day 3 ({day3}): leavers' last day was yesterday")
     _provision(engine, console, day3, progress, actor)
-    for person, explanation in provisioning.explain_person(engine, changed["leavers"][0], day3)[:1]:
+    leaver_view = provisioning.explain_person(engine, changed["leavers"][0], day3)
+    for _person, explanation in leaver_view[:1]:
         console.print(f"[bold]A leaver on {day3}:[/]")
         console.print(explanation.render_text(), markup=False, highlight=False)
 
@@ -217,8 +244,10 @@ def run_demo(
     rotation = demo_dir / "esr-rotation.csv"
     generate_rotation(extract2, rotation, movers=movers, rotation_date=rotation_date, seed=8)
     preview = provisioning.compute_plan(engine, rotation_date)
-    console.print(f"  before the rotation file: {len(preview.plan.operations):,} operations due "
-                  "on that date from already-known end dates")
+    console.print(
+        f"  before the rotation file: {len(preview.plan.operations):,} operations due "
+        "on that date from already-known end dates"
+    )
     result = import_extract(engine, rotation, actor=actor, as_of=rotation_date)
     print_import(result, quarantine(engine, result.import_id))
     _provision(engine, console, rotation_date, progress, actor)
@@ -226,8 +255,11 @@ def run_demo(
 
     with engine.connect() as conn:
         check = verify(conn)
-    console.print(f"[green]Audit log intact:[/] {check.entries:,} entries" if check.ok
-                  else f"[red]Audit log problems: {len(check.problems)}[/]")
+    console.print(
+        f"[green]Audit log intact:[/] {check.entries:,} entries"
+        if check.ok
+        else f"[red]Audit log problems: {len(check.problems)}[/]"
+    )
     console.print(
         "\nTry: [bold]pasa explain <employee number> ad[/], [bold]pasa plan[/], "
         "[bold]pasa tasks list[/], [bold]pasa audit verify[/]. Target systems are SQLite files "

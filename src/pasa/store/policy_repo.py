@@ -44,9 +44,7 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
         conn.execute(table.delete().where(table.c.key.in_(gone)))
 
 
-def save_policy(
-    conn: Connection, doc: PolicyDocument, *, source: str, actor: str
-) -> StoredPolicy:
+def save_policy(conn: Connection, doc: PolicyDocument, *, source: str, actor: str) -> StoredPolicy:
     """Make ``doc`` the active policy (in the caller's transaction). Idempotent by content."""
     document = doc.model_dump(mode="json")
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -28,10 +28,14 @@ def _counts(engine: Engine) -> dict[str, int]:
             sa.select(s.operation.c.status, sa.func.count()).group_by(s.operation.c.status)
         ):
             out[f"operations_{status}"] = n
-        out["manual_tasks_open"] = conn.scalar(
-            sa.select(sa.func.count()).select_from(s.manual_task)
-            .where(s.manual_task.c.status == "open")
-        ) or 0
+        out["manual_tasks_open"] = (
+            conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(s.manual_task)
+                .where(s.manual_task.c.status == "open")
+            )
+            or 0
+        )
     return out
 
 
