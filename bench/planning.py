@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pasa.clock import parse_date
 from pasa.domain.model import (
     Assignment,
     AssignmentCategory,
@@ -47,12 +48,7 @@ def planning_available() -> str | None:
 
 
 def _date(text: str) -> dt.date | None:
-    if not text:
-        return None
-    if "/" in text:
-        d, m, y = text.split("/")
-        return dt.date(int(y), int(m), int(d))
-    return dt.date.fromisoformat(text)
+    return parse_date(text) if text else None
 
 
 def people_from_extract(path: Path, only: set[str] | None = None) -> list[PersonView]:

@@ -344,11 +344,6 @@ def test_generated_file_parses_with_zero_problems(extract: Path, tmp_path: Path)
         assert reader.rows_warned == 0
 
 
-@pytest.mark.xfail(
-    reason="importer classifies an end date moved later (trainee's next rotation) as 'ended'; "
-    "the rotation contract wants those rows to be 'changed'",
-    strict=False,
-)
 def test_importing_the_rotation_gives_exactly_n_changed_events(tmp_path: Path) -> None:
     try:
         importer = importlib.import_module("pasa.hr.importer")

@@ -44,3 +44,19 @@ COLUMNS: Final[tuple[str, ...]] = (
     "Registration_Body",  # GMC | NMC | HCPC | GPhC | blank
     "Registration_Number",
 )
+
+# The columns that describe the post rather than the person: a mover changes these together.
+POSITION_COLUMNS: Final[tuple[str, ...]] = (
+    "Position_Number",
+    "Position_Title",
+    "Staff_Group",
+    "Job_Role_Code",
+    "Area_Of_Work",
+    "Occupation_Code",
+    "Grade_Code",
+    "Department_Code",
+    "Department_Name",
+    "Cost_Centre",
+    "Location_Code",
+    "Location_Name",
+)

@@ -288,25 +288,54 @@ def _staging_tuple(import_id: int, r: ExtractRow, org_id: int | None) -> tuple[A
     )
 
 
+def _copy_line(import_id: int, r: ExtractRow, org_id: int | None) -> str:
+    """One line of COPY text format; NULL is the empty string (see :func:`_flush_staging`).
+
+    The parser guarantees accepted values hold no control characters (so no tab or line
+    break) and that required values are not blank; optional blanks are ``None``.
+    """
+    end = r.end_date
+    line = (
+        f"{import_id}\t{r.row_number}\t{r.row_hash}\t{r.org_code}\t{r.employee_number}\t"
+        f"{r.assignment_number}\t{r.title or ''}\t{r.first_name}\t{r.middle_names or ''}\t"
+        f"{r.last_name}\t{r.known_as or ''}\t{r.date_of_birth.isoformat()}\t"
+        f"{r.ni_number or ''}\t{r.email or ''}\t{'t' if r.primary else 'f'}\t{r.category}\t"
+        f"{r.status}\t{r.start_date.isoformat()}\t{'' if end is None else end.isoformat()}\t"
+        f"{r.position_number}\t{r.position_title}\t{r.staff_group}\t{r.job_role_code}\t"
+        f"{r.area_of_work}\t{r.occupation_code}\t{r.grade_code}\t{r.department_code}\t"
+        f"{r.department_name}\t{r.cost_centre}\t{r.location_code}\t{r.location_name}\t"
+        f"{r.supervisor_assignment_number or ''}\t{r.wte:.2f}\t{r.registration_body or ''}\t"
+        f"{r.registration_number or ''}\t{'' if org_id is None else org_id}\n"
+    )
+    if "\\" in line:  # free text (titles, names of places) may hold a backslash
+        line = line.replace("\\", "\\\\")
+    return line
+
+
+def _flush_copy(conn: Connection, lines: list[str]) -> None:
+    if not lines:
+        return
+    raw: Any = conn.connection.driver_connection
+    cols = ", ".join(_STAGING_COLUMNS)
+    with raw.cursor() as cur, cur.copy(f"COPY hr_staging ({cols}) FROM STDIN (NULL '')") as cp:
+        cp.write("".join(lines))
+    lines.clear()
+
+
 def _flush_staging(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """SQLite: chunked executemany (PostgreSQL stages through :func:`_flush_copy`)."""
     if not rows:
         return
     raw: Any = conn.connection.driver_connection
     cols = ", ".join(_STAGING_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY hr_staging ({cols}) FROM STDIN") as cp:
-            for row in rows:
-                cp.write_row(row)
-    else:
-        # sqlite3: dates as ISO text (what SQLAlchemy's Date type stores and reads back).
-        def iso(d: dt.date | None) -> str | None:
-            return None if d is None else d.isoformat()
 
-        converted = [
-            (*r[:11], iso(r[11]), *r[12:17], iso(r[17]), iso(r[18]), *r[19:]) for r in rows
-        ]
-        marks = ", ".join("?" for _ in _STAGING_COLUMNS)
-        raw.executemany(f"INSERT INTO hr_staging ({cols}) VALUES ({marks})", converted)
+    # sqlite3: dates as ISO text (what SQLAlchemy's Date type stores and reads back).
+    def iso(d: dt.date | None) -> str | None:
+        return None if d is None else d.isoformat()
+
+    converted = [(*r[:11], iso(r[11]), *r[12:17], iso(r[17]), iso(r[18]), *r[19:]) for r in rows]
+    marks = ", ".join("?" for _ in _STAGING_COLUMNS)
+    raw.executemany(f"INSERT INTO hr_staging ({cols}) VALUES ({marks})", converted)
     rows.clear()
 
 
@@ -322,21 +351,41 @@ def _stage(
     path: Path,
     as_of: dt.date,
     progress: Callable[[int], None] | None,
-) -> ExtractReader:
+) -> _Staged:
     reader = ExtractReader(path, today=as_of, progress=progress)
     staged: list[tuple[Any, ...]] = []
+    lines: list[str] = []
     problems: list[dict[str, Any]] = []
     cleared: list[int] = []
+    copy = conn.dialect.name == "postgresql"
+
+    def flush() -> None:
+        if copy:
+            _flush_copy(conn, lines)
+        else:
+            _flush_staging(conn, staged)
+
     # Known organisations resolved here (read-only); new ones are created when applying.
-    org_ids: dict[str, int] = {
+    hub_orgs: dict[str, int] = {
         code: oid for oid, code in conn.execute(sa.text("SELECT id, ods_code FROM organisation"))
     }
+    file_orgs: dict[str, int | None] = {}
     for item in reader:
         if type(item) is ExtractRow:
-            staged.append(_staging_tuple(import_id, item, org_ids.get(item.org_code)))
-            if len(staged) >= CHUNK:
+            code = item.org_code
+            try:
+                org_id = file_orgs[code]
+            except KeyError:
+                org_id = file_orgs[code] = hub_orgs.get(code)
+            if copy:
+                lines.append(_copy_line(import_id, item, org_id))
+                n = len(lines)
+            else:
+                staged.append(_staging_tuple(import_id, item, org_id))
+                n = len(staged)
+            if n >= CHUNK:
                 _flush_quarantine(conn, problems)
-                _flush_staging(conn, staged)
+                flush()
         else:
             assert isinstance(item, RowProblem)
             problems.append(
@@ -353,9 +402,9 @@ def _stage(
             if item.severity == "warning" and item.field == SUPERVISOR_FIELD:
                 cleared.append(item.row_number)
             if len(problems) >= CHUNK:
-                _flush_staging(conn, staged)
+                flush()
                 _flush_quarantine(conn, problems)
-    _flush_staging(conn, staged)
+    flush()
     _flush_quarantine(conn, problems)
     # Supervisors not in the file: clear them (never lose a person for a missing manager).
     if cleared:
@@ -377,7 +426,14 @@ def _stage(
                 ),
                 [{"h": cleared_supervisor_hash(h), "i": import_id, "rn": rn} for rn, h in hashes],
             )
-    return reader
+    new_orgs = sorted(code for code, oid in file_orgs.items() if oid is None)
+    return _Staged(reader, sorted(file_orgs), new_orgs)
+
+
+class _Staged(NamedTuple):
+    reader: ExtractReader
+    org_codes: list[str]  # organisations of the accepted rows
+    new_orgs: list[str]  # ... of which not in the hub when staged (organisation_id NULL)
 
 
 # --- the import -------------------------------------------------------------------------------
@@ -416,7 +472,8 @@ def import_extract(
 
     try:
         with engine.begin() as conn:
-            reader = _stage(conn, import_id, path, as_of, progress)
+            staged = _stage(conn, import_id, path, as_of, progress)
+            reader = staged.reader
             conn.execute(
                 hr_import.update()
                 .where(hr_import.c.id == import_id)
@@ -448,7 +505,7 @@ def import_extract(
         )
 
     with engine.begin() as conn:
-        _apply(conn, import_id, as_of=as_of, threshold=guard_threshold, actor=actor)
+        _apply(conn, import_id, staged, as_of=as_of, threshold=guard_threshold, actor=actor)
         result = _result(conn, import_id)
         audit.append(
             conn,
@@ -476,7 +533,14 @@ def import_extract(
 def _analyze(conn: Connection, *tables: str) -> None:
     if conn.dialect.name == "postgresql":
         for table in tables:
-            conn.exec_driver_sql(f"ANALYZE {table}")
+            if table == "hr_staging":
+                # A small sample (300 x 20 rows) is plenty for row counts and the share of
+                # each kind, and costs a tenth of the default one on a big extract.
+                conn.exec_driver_sql("SET LOCAL default_statistics_target = 20")
+                conn.exec_driver_sql("ANALYZE hr_staging")
+                conn.exec_driver_sql("SET LOCAL default_statistics_target TO DEFAULT")
+            else:
+                conn.exec_driver_sql(f"ANALYZE {table}")
 
 
 def _exec(conn: Connection, statement: str, **params: Any) -> int:
@@ -487,34 +551,63 @@ def _scalar(conn: Connection, statement: str, **params: Any) -> int:
     return int(conn.execute(_sql(statement), params).scalar_one() or 0)
 
 
-def _apply(conn: Connection, i: int, *, as_of: dt.date, threshold: float, actor: str) -> None:
+def _apply(
+    conn: Connection,
+    i: int,
+    staged: _Staged,
+    *,
+    as_of: dt.date,
+    threshold: float,
+    actor: str,
+) -> None:
     now = _now()
     prev_day = as_of - dt.timedelta(days=1)
     dialect = conn.dialect.name
     json_fn = _json_fn(conn)
 
-    # Fresh planner statistics for the bulk-loaded rows (otherwise PostgreSQL plans for an
-    # empty table and picks nested loops over hundreds of thousands of rows).
+    if dialect == "postgresql":
+        # Room for the hash joins, aggregates and window sorts over a whole extract.
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    # Fresh planner statistics for the bulk-loaded rows: the old ones describe the previous
+    # import_id, so the planner would expect one row and pick nested loops over all of them.
     _analyze(conn, "hr_staging")
 
-    # Organisations (name defaults to the ODS code until someone names it).
-    _exec(
-        conn,
-        "INSERT INTO organisation (ods_code, name, created_at) "
-        "SELECT DISTINCT s.org_code, s.org_code, :now FROM hr_staging s "
-        "WHERE s.import_id = :i AND NOT EXISTS "
-        "(SELECT 1 FROM organisation o WHERE o.ods_code = s.org_code)",
-        i=i,
-        now=now,
-    )
-    _exec(
-        conn,
-        "UPDATE hr_staging SET organisation_id = "
-        "(SELECT o.id FROM organisation o WHERE o.ods_code = hr_staging.org_code) "
-        "WHERE import_id = :i AND organisation_id IS NULL",
-        i=i,
-    )
-    file_orgs = "(SELECT DISTINCT organisation_id FROM hr_staging WHERE import_id = :i)"
+    # Organisations not in the hub when the file was staged (name defaults to the ODS code
+    # until someone names it). Rows of an organisation created here are all new; one pass
+    # fills in organisation_id and the kind together.
+    if staged.new_orgs:
+        created = [
+            int(r[0])
+            for r in conn.execute(
+                _sql(
+                    "INSERT INTO organisation (ods_code, name, created_at) "
+                    "SELECT o.code, o.code, :now FROM (SELECT DISTINCT org_code AS code "
+                    "FROM hr_staging WHERE import_id = :i AND organisation_id IS NULL) o "
+                    "WHERE NOT EXISTS (SELECT 1 FROM organisation x WHERE x.ods_code = o.code) "
+                    "RETURNING id"
+                ),
+                {"i": i, "now": now},
+            )
+        ]
+        conn.execute(
+            sa.text(
+                "UPDATE hr_staging SET organisation_id = o.id, kind = CASE WHEN o.id IN :created "
+                "THEN 'new' END FROM organisation o WHERE hr_staging.import_id = :i "
+                "AND hr_staging.organisation_id IS NULL AND o.ods_code = hr_staging.org_code"
+            ).bindparams(sa.bindparam("created", expanding=True)),
+            {"i": i, "created": created or [0]},
+        )
+    org_ids = [
+        int(r[0])
+        for r in conn.execute(
+            sa.text("SELECT id FROM organisation WHERE ods_code IN :codes").bindparams(
+                sa.bindparam("codes", expanding=True)
+            ),
+            {"codes": staged.org_codes},
+        )
+    ]
+    # Integers from the database, so safe to inline (one IN list instead of a staging scan).
+    file_orgs = "(" + ", ".join(str(o) for o in org_ids) + ")"
 
     # A newer full extract supersedes any held import of the same organisations.
     held = [
@@ -543,42 +636,139 @@ def _apply(conn: Connection, i: int, *, as_of: dt.date, threshold: float, actor:
                 actor=f"{actor} (superseded by import {i})",
             )
 
+    active = "a.in_extract AND (a.end_date IS NULL OR a.end_date >= :as_of)"
     active_before = _scalar(
         conn,
-        "SELECT COUNT(*) FROM assignment a WHERE a.organisation_id IN "
-        f"{file_orgs} AND a.in_extract AND (a.end_date IS NULL OR a.end_date >= :as_of)",
-        i=i,
+        f"SELECT COUNT(*) FROM assignment a WHERE a.organisation_id IN {file_orgs} AND {active}",
         as_of=as_of,
     )
 
-    # Delta: changed (hash differs, or back after being ended by absence), new (not
-    # present). Unchanged rows are never written, so a repeated file costs two scans.
-    _exec(
-        conn,
-        "UPDATE hr_staging SET assignment_id = a.id, person_id = a.person_id, "
-        "kind = 'changed' FROM assignment a WHERE hr_staging.import_id = :i "
-        "AND a.organisation_id = hr_staging.organisation_id "
-        "AND a.assignment_number = hr_staging.assignment_number "
-        "AND (NOT a.in_extract OR a.row_hash <> hr_staging.row_hash)",
-        i=i,
+    # Delta, one join of the staged rows with the assignments: new (not present), changed
+    # (hash differs, or back after being ended by absence), and how many active assignments
+    # the file still lists (the rest are ended by absence). Unchanged rows are never written,
+    # so an identical file costs this one join.
+    counts = conn.execute(
+        _sql(
+            "SELECT COALESCE(SUM(CASE WHEN a.id IS NULL THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN a.id IS NOT NULL AND (NOT a.in_extract "
+            "OR a.row_hash <> s.row_hash) THEN 1 ELSE 0 END), 0), "
+            f"COALESCE(SUM(CASE WHEN {active} THEN 1 ELSE 0 END), 0) "
+            "FROM hr_staging s LEFT JOIN assignment a ON a.organisation_id = s.organisation_id "
+            "AND a.assignment_number = s.assignment_number "
+            "WHERE s.import_id = :i AND s.kind IS NULL"
+        ),
+        {"i": i, "as_of": as_of},
+    ).one()
+    new_known, changed, listed = (int(c) for c in counts)
+    if changed:
+        _exec(
+            conn,
+            "UPDATE hr_staging SET assignment_id = a.id, person_id = a.person_id, "
+            "kind = 'changed' FROM assignment a WHERE hr_staging.import_id = :i "
+            "AND a.organisation_id = hr_staging.organisation_id "
+            "AND a.assignment_number = hr_staging.assignment_number "
+            "AND (NOT a.in_extract OR a.row_hash <> hr_staging.row_hash)",
+            i=i,
+        )
+    if new_known:
+        _exec(
+            conn,
+            "UPDATE hr_staging SET kind = 'new' WHERE import_id = :i AND kind IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM assignment a "
+            "WHERE a.organisation_id = hr_staging.organisation_id "
+            "AND a.assignment_number = hr_staging.assignment_number)",
+            i=i,
+        )
+    if staged.new_orgs or new_known or changed:
+        _analyze(conn, "hr_staging")  # the kinds just set
+    events_new = (
+        _scalar(conn, "SELECT COUNT(*) FROM hr_staging WHERE import_id = :i AND kind = 'new'", i=i)
+        if staged.new_orgs
+        else new_known
     )
-    _exec(
-        conn,
-        "UPDATE hr_staging SET kind = 'new' WHERE import_id = :i AND NOT EXISTS "
-        "(SELECT 1 FROM assignment a WHERE a.organisation_id = hr_staging.organisation_id "
-        "AND a.assignment_number = hr_staging.assignment_number)",
-        i=i,
+    changed_events: list[dict[str, Any]] = []
+    if events_new or changed:
+        _apply_delta(conn, i, now=now, dialect=dialect)
+        if changed:
+            changed_events = _changed_events(conn, i, as_of=as_of, now=now)
+        _apply_rows(conn, i, as_of=as_of, now=now, prev_day=prev_day)
+
+    # Ended by absence from this full extract: effective the day before as_of.
+    ending = active_before - listed
+    share = ending / active_before if active_before else 0.0
+    is_held = active_before > 0 and share > threshold
+    state = "held" if is_held else "applied"
+    guard_reason: str | None = None
+    if is_held:
+        guard_reason = (
+            f"would end {ending:,} of {active_before:,} active assignments "
+            f"({share * 100:.1f}%), above the {threshold * 100:.1f}% guard; nothing was "
+            f"ended; approve with `pasa hr approve {i}`"
+        )
+    if ending:
+        _exec(
+            conn,
+            "INSERT INTO hr_event (import_id, organisation_id, assignment_number, person_id, "
+            "kind, effective_date, state, changes, recorded_at) "
+            f"SELECT :i, a.organisation_id, a.assignment_number, a.person_id, 'ended', "
+            f":prev_day, :state, {json_fn}('reason', 'absent from the full extract'), :now "
+            f"FROM assignment a WHERE a.organisation_id IN {file_orgs} AND {active} "
+            "AND NOT EXISTS (SELECT 1 FROM hr_staging s WHERE s.import_id = :i "
+            "AND s.organisation_id = a.organisation_id "
+            "AND s.assignment_number = a.assignment_number)",
+            i=i,
+            as_of=as_of,
+            prev_day=prev_day,
+            state=state,
+            now=now,
+        )
+        if not is_held:
+            _end_from_events(conn, i, state="applied", now=now)
+
+    if changed_events:
+        conn.execute(
+            _sql(
+                "INSERT INTO hr_event (import_id, organisation_id, assignment_number, "
+                "person_id, kind, effective_date, state, changes, recorded_at) "
+                "VALUES (:i, :org, :asg, :person, :kind, :eff, 'applied', :changes, :now)"
+            ).bindparams(
+                sa.bindparam("eff", type_=sa.Date()),
+                sa.bindparam("changes", type_=Json),
+            ),
+            [{**e, "i": i, "now": now} for e in changed_events],
+        )
+    ended_changes = sum(1 for e in changed_events if e["kind"] == "ended")
+
+    _exec(conn, "DELETE FROM hr_staging WHERE import_id = :i", i=i)
+    conn.execute(
+        hr_import.update()
+        .where(hr_import.c.id == i)
+        .values(
+            status="held" if is_held else "applied",
+            finished_at=now,
+            events_new=events_new,
+            events_changed=len(changed_events) - ended_changes,
+            events_ended=ending + ended_changes,
+            active_before=active_before,
+            guard_reason=guard_reason,
+        )
     )
 
-    _analyze(conn, "hr_staging")
+
+def _apply_delta(conn: Connection, i: int, *, now: dt.datetime, dialect: str) -> None:
+    """Persons, identifiers, sites, departments and positions of the new and changed rows."""
     _resolve_persons(conn, i, now=now, dialect=dialect)
     _analyze(conn, "hr_staging", "person", "person_identifier")
     _upsert_identifiers(conn, i, now=now)
     _upsert_places(conn, i)
     _analyze(conn, "site", "department", "position")
 
-    # Events for changed rows: diff the new row against the last recorded version.
-    changed_events = _changed_events(conn, i, as_of=as_of, now=now)
+
+def _apply_rows(
+    conn: Connection, i: int, *, as_of: dt.date, now: dt.datetime, prev_day: dt.date
+) -> None:
+    """hr_event rows for new assignments; insert new and update changed assignments and
+    their history versions."""
     _exec(
         conn,
         "INSERT INTO hr_event (import_id, organisation_id, assignment_number, person_id, kind, "
@@ -587,9 +777,6 @@ def _apply(conn: Connection, i: int, *, as_of: dt.date, threshold: float, actor:
         "'applied', NULL, :now FROM hr_staging WHERE import_id = :i AND kind = 'new'",
         i=i,
         now=now,
-    )
-    events_new = _scalar(
-        conn, "SELECT COUNT(*) FROM hr_staging WHERE import_id = :i AND kind = 'new'", i=i
     )
 
     # Assignments: insert new, update changed, then the history versions.
@@ -638,71 +825,6 @@ def _apply(conn: Connection, i: int, *, as_of: dt.date, threshold: float, actor:
         i=i,
         now=now,
         as_of=as_of,
-    )
-
-    # Ended by absence from this full extract: effective the day before as_of.
-    absent = (
-        "FROM assignment a WHERE a.organisation_id IN "
-        f"{file_orgs} AND a.in_extract AND (a.end_date IS NULL OR a.end_date >= :as_of) "
-        "AND NOT EXISTS (SELECT 1 FROM hr_staging s WHERE s.import_id = :i "
-        "AND s.organisation_id = a.organisation_id "
-        "AND s.assignment_number = a.assignment_number)"
-    )
-    ending = _scalar(conn, f"SELECT COUNT(*) {absent}", i=i, as_of=as_of)
-    share = ending / active_before if active_before else 0.0
-    is_held = active_before > 0 and share > threshold
-    state = "held" if is_held else "applied"
-    guard_reason: str | None = None
-    if is_held:
-        guard_reason = (
-            f"would end {ending:,} of {active_before:,} active assignments "
-            f"({share * 100:.1f}%), above the {threshold * 100:.1f}% guard; nothing was "
-            f"ended; approve with `pasa hr approve {i}`"
-        )
-    if ending:
-        _exec(
-            conn,
-            "INSERT INTO hr_event (import_id, organisation_id, assignment_number, person_id, "
-            "kind, effective_date, state, changes, recorded_at) "
-            f"SELECT :i, a.organisation_id, a.assignment_number, a.person_id, 'ended', "
-            f":prev_day, :state, {json_fn}('reason', 'absent from the full extract'), :now "
-            f"{absent}",
-            i=i,
-            as_of=as_of,
-            prev_day=prev_day,
-            state=state,
-            now=now,
-        )
-        if not is_held:
-            _end_from_events(conn, i, state="applied", now=now)
-
-    if changed_events:
-        conn.execute(
-            _sql(
-                "INSERT INTO hr_event (import_id, organisation_id, assignment_number, "
-                "person_id, kind, effective_date, state, changes, recorded_at) "
-                "VALUES (:i, :org, :asg, :person, :kind, :eff, 'applied', :changes, :now)"
-            ).bindparams(
-                sa.bindparam("eff", type_=sa.Date()),
-                sa.bindparam("changes", type_=Json),
-            ),
-            [{**e, "i": i, "now": now} for e in changed_events],
-        )
-    ended_changes = sum(1 for e in changed_events if e["kind"] == "ended")
-
-    _exec(conn, "DELETE FROM hr_staging WHERE import_id = :i", i=i)
-    conn.execute(
-        hr_import.update()
-        .where(hr_import.c.id == i)
-        .values(
-            status="held" if is_held else "applied",
-            finished_at=now,
-            events_new=events_new,
-            events_changed=len(changed_events) - ended_changes,
-            events_ended=ending + ended_changes,
-            active_before=active_before,
-            guard_reason=guard_reason,
-        )
     )
 
 
@@ -910,8 +1032,13 @@ def _changed_events(
             "SELECT s.organisation_id, s.assignment_number, s.person_id, "
             f"{_data_json(conn)} AS new_data, h.data AS old_data, a.in_extract "
             "FROM hr_staging s JOIN assignment a ON a.id = s.assignment_id "
-            "LEFT JOIN assignment_history h ON h.id = (SELECT MAX(h2.id) "
-            "FROM assignment_history h2 WHERE h2.assignment_id = s.assignment_id) "
+            # The last recorded version: a grouped join (a MAX subquery in the join
+            # condition is evaluated per history row, quadratic).
+            "LEFT JOIN (SELECT h2.assignment_id, MAX(h2.id) AS hid FROM assignment_history h2 "
+            "JOIN hr_staging s2 ON s2.assignment_id = h2.assignment_id "
+            "WHERE s2.import_id = :i AND s2.kind = 'changed' GROUP BY h2.assignment_id) m "
+            "ON m.assignment_id = s.assignment_id "
+            "LEFT JOIN assignment_history h ON h.id = m.hid "
             "WHERE s.import_id = :i AND s.kind = 'changed' ORDER BY s.row_number"
         ),
         {"i": i},

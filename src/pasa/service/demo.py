@@ -22,9 +22,10 @@ from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from pasa.audit.log import verify
+from pasa.clock import parse_date
 from pasa.config import get_settings
 from pasa.domain.errors import ConfigurationError
-from pasa.hr.esr_columns import COLUMNS
+from pasa.hr.esr_columns import COLUMNS, POSITION_COLUMNS
 from pasa.hr.importer import import_extract, quarantine, reject_import
 from pasa.hr.synthetic import first_wednesday, generate_rotation, generate_workforce
 from pasa.policy.document import load_policy_file
@@ -54,8 +55,7 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
         rows = list(csv.DictReader(fh))
 
     def started(r: dict[str, str]) -> bool:
-        day, month, year = (int(x) for x in r["Assignment_Start_Date"].split("/"))
-        return dt.date(year, month, day) < as_of
+        return parse_date(r["Assignment_Start_Date"]) < as_of
 
     ongoing = [
         r
@@ -68,20 +68,6 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
         r["Assignment_End_Date"] = _fmt(as_of)
     # A mover takes the position (and so department, site and codes) of another member of staff
     # in the same staff group, so every code stays valid.
-    position_cols = [
-        "Position_Number",
-        "Position_Title",
-        "Staff_Group",
-        "Job_Role_Code",
-        "Area_Of_Work",
-        "Occupation_Code",
-        "Grade_Code",
-        "Department_Code",
-        "Department_Name",
-        "Cost_Centre",
-        "Location_Code",
-        "Location_Name",
-    ]
     for r in movers:
         same_group = [
             o
@@ -90,7 +76,7 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
         ]
         if same_group:
             donor = rng.choice(same_group)
-            for c in position_cols:
+            for c in POSITION_COLUMNS:
                 r[c] = donor[c]
     for r in renamed:
         r["Last_Name"] = rng.choice(["Okafor", "Nowak", "Fitzgerald", "Ahmed-Price", "O'Connor"])

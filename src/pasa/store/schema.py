@@ -250,7 +250,8 @@ hr_staging = sa.Table(
     sa.Column("assignment_id", sa.Integer, nullable=True),
     sa.Column("person_id", sa.Integer, nullable=True),
     sa.Column("kind", sa.String(10), nullable=True),
-    sa.Index("ix_hr_staging_assignment", "import_id", "organisation_id", "assignment_number"),
+    # No secondary index: every statement on it is a set-based (hash) join, and an index
+    # only slows the bulk load.
 )
 
 # --- policy ---------------------------------------------------------------------------------

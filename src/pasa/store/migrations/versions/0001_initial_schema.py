@@ -233,7 +233,6 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=10), nullable=True),
     sa.PrimaryKeyConstraint('import_id', 'row_number', name=op.f('pk_hr_staging'))
     )
-    op.create_index('ix_hr_staging_assignment', 'hr_staging', ['import_id', 'organisation_id', 'assignment_number'], unique=False)
     if op.get_bind().dialect.name == 'postgresql':
         # Scratch rows for one import: no need to WAL-log them.
         op.execute('ALTER TABLE hr_staging SET UNLOGGED')
@@ -406,7 +405,6 @@ def downgrade() -> None:
     op.drop_table('site')
     op.drop_index(op.f('ix_person_identifier_person_id'), table_name='person_identifier')
     op.drop_table('person_identifier')
-    op.drop_index('ix_hr_staging_assignment', table_name='hr_staging')
     op.drop_table('hr_staging')
     op.drop_index(op.f('ix_hr_quarantine_import_id'), table_name='hr_quarantine')
     op.drop_table('hr_quarantine')
