@@ -15,10 +15,17 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import Engine
 
 from pasa.store.db import make_engine, migrate, normalise_url
 from pasa.store.schema import metadata
+
+# Property tests judge behaviour, never speed: no per-example deadline on a loaded CI machine.
+settings.register_profile(
+    "pasa", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("pasa")
 
 POSTGRES_URL = os.environ.get("PASA_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]

@@ -634,3 +634,20 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # the last resort: one sentence, details on disk
+        report = _write_crash_report(settings.var_dir)
+        err.print(
+            f"[bold red]error:[/] unexpected failure ({type(exc).__name__}: {exc}); "
+            f"nothing further was changed; details in {report}"
+        )
+        sys.exit(2)
+
+
+def _write_crash_report(var_dir: Path) -> Path:
+    import traceback
+
+    folder = var_dir / "log"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"crash-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.log"
+    path.write_text(traceback.format_exc(), encoding="utf-8")
+    return path
