@@ -190,6 +190,17 @@ def run_import(args: argparse.Namespace, gen_rows: list[list[str]]) -> list[str]
         "only (the server does the work); PASA's import runs its own parsing and validation "
         "in Python, so its RSS is the importer process.",
         "",
+        "Where the time goes (per-statement profile of the importer at 300,000 rows, same "
+        "machine): an unchanged file costs parsing and validating every field in Python "
+        "(about 14 µs a row, some 65% of the re-import), building the COPY text and the COPY "
+        "itself (about 20%), and one hash join of staging against the hub (about 6%); "
+        "nothing else runs when nothing changed. The first import additionally writes every "
+        "person, identifier, assignment, history version and event (five tables of 1.5 "
+        "million rows each, with their indexes and foreign keys), which the baseline does not "
+        "do. Reaching 2.0 on the daily re-import needs the validator about twice as fast "
+        "(e.g. skipping re-validation of byte-identical lines whose rules do not depend on "
+        "the date).",
+        "",
     ]
     return out
 
