@@ -280,6 +280,7 @@ class ExtractReader:
     def _decoded(self, binary: BinaryIO) -> Iterator[ExtractRow | RowProblem]:
         # surrogateescape: undecodable bytes survive as lone surrogates, so the one field
         # holding them is rejected ("not valid UTF-8") and the rest of the file imports.
+        _refuse_known_binary(binary)
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
         try:
             yield from self._read(text)
@@ -731,6 +732,26 @@ class ExtractReader:
                     "warning",
                     _key_text(sup_own[j]),
                 )
+
+
+# Files people send instead of the CSV extract, recognised by their first bytes.
+_BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip-compressed; decompress it first"),
+    (b"PK\x03\x04", "a ZIP archive or an Excel workbook; export the extract as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old-style Excel workbook; export the extract as CSV"),
+    (b"%PDF", "a PDF document, not a CSV extract"),
+    (b"\x7fELF", "a program, not a CSV extract"),
+)
+
+
+def _refuse_known_binary(binary: BinaryIO) -> None:
+    peek = getattr(binary, "peek", None)
+    if peek is None:
+        return
+    head = bytes(peek(8)[:8])
+    for magic, what in _BINARY_MAGIC:
+        if head.startswith(magic):
+            raise InputFileError(f"the file is {what}")
 
 
 def _names(items: list[str], limit: int = 4) -> str:

@@ -498,6 +498,8 @@ def import_extract(
                 .values(status="failed", finished_at=_now(), guard_reason=str(exc))
             )
         raise InputFileError(f"{path.name}: {exc}") from exc
+    if reader.rows_total == 0:
+        raise InputFileError(f"{path.name}: has a header but no data rows; nothing was imported")
     if reader.rows_accepted == 0:
         raise InputFileError(
             f"{path.name}: no valid rows; nothing was imported ({reader.rows_rejected:,} "
