@@ -19,8 +19,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pasa demo
 
-## Whole suite on SQLite and PostgreSQL (finds or starts PostgreSQL), plus ruff and mypy.
+## Whole suite on SQLite and PostgreSQL (finds or starts PostgreSQL; installs slapd), plus ruff and mypy.
 test: $(STAMP)
+	scripts/ensure-slapd.sh
 	PASA_TEST_POSTGRES_URL="$$(PYTHON=$(BIN)/python scripts/ensure-postgres.sh)" && \
 	  export PASA_TEST_POSTGRES_URL && \
 	  $(BIN)/pytest -n 2 -q

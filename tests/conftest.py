@@ -37,7 +37,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="PASA_TEST_POSTGRES_URL not set (make test sets it)")
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("engine") == "postgresql":
+        if callspec is not None and "postgresql" in (
+            callspec.params.get("engine"),
+            callspec.params.get("db_url"),
+        ):
             item.add_marker(skip)
 
 

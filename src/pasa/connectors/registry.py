@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pasa.connectors.base import Connector
+from pasa.connectors.ldap import build_ldap
 from pasa.connectors.manual import DEFAULT_ASSIGNEE, DEFAULT_SLA_HOURS, ManualConnector
 from pasa.connectors.memory import MemoryConnector
 from pasa.connectors.sqltable import SqlTableConnector, SqlTableSettings
@@ -114,3 +115,4 @@ def _manual(target_key: str, settings: Mapping[str, Any]) -> Connector:
 register("sql_table", _sql_table)
 register("memory", _memory)
 register("manual", _manual)
+register("ldap", build_ldap)
