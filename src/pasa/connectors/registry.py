@@ -14,6 +14,7 @@ from pasa.connectors.base import Connector
 from pasa.connectors.ldap import build_ldap
 from pasa.connectors.manual import DEFAULT_ASSIGNEE, DEFAULT_SLA_HOURS, ManualConnector
 from pasa.connectors.memory import MemoryConnector
+from pasa.connectors.scim import build_scim
 from pasa.connectors.sqltable import SqlTableConnector, SqlTableSettings
 from pasa.domain.errors import ConfigurationError
 
@@ -116,3 +117,4 @@ register("sql_table", _sql_table)
 register("memory", _memory)
 register("manual", _manual)
 register("ldap", build_ldap)
+register("scim", build_scim)

@@ -1,0 +1,228 @@
+"""The SCIM connector passes the conformance kit against the independent ``scim2-server``.
+
+The server is a separate process started by :mod:`tests.connectors.scim_server`; HTTP failure
+answers (429, 500, 401) come from a tiny ``http.server`` stub in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from scim_server import TOKEN, TOKEN_ENV, ScimServer, free_port, start_scim_server
+
+from pasa.connectors import build_connector
+from pasa.connectors.base import Connector, PermanentError, TransientError
+from pasa.connectors.kit import ConnectorContract, sample_attributes
+from pasa.connectors.scim import ScimConnector, ScimSettings
+from pasa.domain.errors import ConfigurationError
+
+
+@pytest.fixture(scope="module")
+def scim_server() -> Iterator[ScimServer]:
+    server = start_scim_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean_server(scim_server: ScimServer, monkeypatch: pytest.MonkeyPatch) -> ScimServer:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    scim_server.wipe()
+    return scim_server
+
+
+def _connector(server: ScimServer, page_size: int = 100) -> ScimConnector:
+    return ScimConnector(
+        ScimSettings(base_url=server.base_url, token_env=TOKEN_ENV, page_size=page_size),
+        name="scim-app",
+    )
+
+
+class TestScimConnector(ConnectorContract):
+    @pytest.fixture
+    def connector(self, clean_server: ScimServer) -> Iterator[Connector]:
+        connector = _connector(clean_server)
+        yield connector
+        connector.close()
+
+
+def test_attributes_land_in_scim_user_and_groups(clean_server: ScimServer) -> None:
+    connector = _connector(clean_server)
+    connector.create("boss", sample_attributes("99999999", first_name="Ann"))
+    external_id = connector.create("jsmith", sample_attributes(manager_employee_number="99999999"))
+    connector.add_member("jsmith", "app_role", "pacs-reporter")
+    connector.add_member("jsmith", "door_zone", "theatres")
+    connector.disable("jsmith")
+    with clean_server.client() as http:
+        user = http.get(f"/Users/{external_id}").json()
+        groups = http.get("/Groups").json()["Resources"]
+    enterprise = user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+    assert user["userName"] == "jsmith"
+    assert user["name"] == {"givenName": "Jane", "familyName": "Smith"}
+    assert user["emails"] == [{"value": "jane.smith@nhs.net", "type": "work", "primary": True}]
+    assert user["title"] == "Radiographer"
+    assert user["active"] is False
+    assert enterprise["employeeNumber"] == "12345678"
+    assert enterprise["organization"] == "RXX"
+    assert enterprise["department"] == "Radiology"
+    boss = connector.read("boss")
+    assert boss is not None
+    assert enterprise["manager"]["value"] == boss.external_id
+    assert {g["displayName"] for g in groups} == {"app:pacs-reporter", "door:theatres"}
+    account = connector.read("jsmith")
+    assert account is not None
+    assert account.attributes["manager_employee_number"] == "99999999"
+    assert account.memberships == {("app_role", "pacs-reporter"), ("door_zone", "theatres")}
+    connector.close()
+
+
+def test_list_pages_through_more_users_than_page_size(clean_server: ScimServer) -> None:
+    connector = _connector(clean_server, page_size=10)
+    for i in range(25):
+        connector.create(f"user{i:02d}", sample_attributes(f"2{i:07d}"))
+    accounts = list(connector.list())
+    assert sorted(a.username for a in accounts) == [f"user{i:02d}" for i in range(25)]
+    connector.close()
+
+
+def test_stopped_server_is_transient() -> None:
+    server = start_scim_server()
+    connector = ScimConnector(ScimSettings(base_url=server.base_url, timeout=2))
+    server.stop()
+    with pytest.raises(TransientError, match="unavailable"):
+        connector.create("jsmith", sample_attributes())
+
+
+def test_unreachable_port_is_transient() -> None:
+    connector = ScimConnector(ScimSettings(base_url=f"http://127.0.0.1:{free_port()}/v2"))
+    with pytest.raises(TransientError):
+        connector.read("jsmith")
+
+
+# -- a stub that answers every request with a fixed failure ---------------------------------
+
+
+class _Stub:
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                stub.seen_auth.append(self.headers.get("Authorization"))
+                body = json.dumps(
+                    {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                        "status": str(status),
+                        "detail": "stub",
+                    }
+                ).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/scim+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.seen_auth: list[str | None] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v2"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_factory() -> Iterator[Any]:
+    stubs: list[_Stub] = []
+
+    def make(status: int, headers: dict[str, str] | None = None) -> _Stub:
+        stub = _Stub(status, headers or {})
+        stubs.append(stub)
+        return stub
+
+    yield make
+    for stub in stubs:
+        stub.stop()
+
+
+def test_429_is_transient_with_retry_after(stub_factory: Any) -> None:
+    stub = stub_factory(429, {"Retry-After": "7"})
+    connector = ScimConnector(ScimSettings(base_url=stub.base_url))
+    with pytest.raises(TransientError) as caught:
+        connector.create("jsmith", sample_attributes())
+    assert caught.value.retry_after == 7
+
+
+def test_503_is_transient_with_retry_after(stub_factory: Any) -> None:
+    stub = stub_factory(503, {"Retry-After": "30"})
+    with pytest.raises(TransientError) as caught:
+        ScimConnector(ScimSettings(base_url=stub.base_url)).read("jsmith")
+    assert caught.value.retry_after == 30
+
+
+def test_500_is_transient(stub_factory: Any) -> None:
+    stub = stub_factory(500)
+    with pytest.raises(TransientError, match="HTTP 500") as caught:
+        ScimConnector(ScimSettings(base_url=stub.base_url)).read("jsmith")
+    assert caught.value.retry_after is None
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_token_is_permanent_and_never_shown(
+    stub_factory: Any, status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cret-token-value"
+    monkeypatch.setenv("STUB_SCIM_TOKEN", secret)
+    stub = stub_factory(status, {"WWW-Authenticate": 'Bearer realm="SCIM"'})
+    connector = ScimConnector(ScimSettings(base_url=stub.base_url, token_env="STUB_SCIM_TOKEN"))
+    with pytest.raises(PermanentError) as caught:
+        connector.create("jsmith", sample_attributes())
+    assert not isinstance(caught.value, TransientError)
+    assert secret not in str(caught.value)
+    assert "STUB_SCIM_TOKEN" in str(caught.value)
+    assert stub.seen_auth[0] == f"Bearer {secret}"
+
+
+def test_wrong_token_against_real_server_is_permanent(
+    clean_server: ScimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WRONG_SCIM_TOKEN", "not-the-token")
+    connector = ScimConnector(
+        ScimSettings(base_url=clean_server.base_url, token_env="WRONG_SCIM_TOKEN")
+    )
+    with pytest.raises(PermanentError, match="HTTP 401") as caught:
+        connector.read("jsmith")
+    assert "not-the-token" not in str(caught.value)
+
+
+def test_registry_builds_scim_from_settings(
+    clean_server: ScimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = build_connector(
+        "portal", "scim", {"base_url": clean_server.base_url, "token_env": TOKEN_ENV}
+    )
+    assert isinstance(connector, ScimConnector)
+    connector.create("jsmith", sample_attributes())
+    assert connector.read("jsmith") is not None
+    monkeypatch.delenv("SCIM_MISSING", raising=False)
+    with pytest.raises(ConfigurationError, match="SCIM_MISSING"):
+        build_connector("portal", "scim", {"base_url": "http://x/v2", "token_env": "SCIM_MISSING"})
+    with pytest.raises(ConfigurationError, match="unknown setting"):
+        build_connector("portal", "scim", {"base_url": "http://x/v2", "tokn": "x"})
