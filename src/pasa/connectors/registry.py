@@ -11,11 +11,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pasa.connectors.base import Connector
+from pasa.connectors.csvfile import build_csv_file
+from pasa.connectors.doors import build_doors
 from pasa.connectors.ldap import build_ldap
 from pasa.connectors.manual import DEFAULT_ASSIGNEE, DEFAULT_SLA_HOURS, ManualConnector
 from pasa.connectors.memory import MemoryConnector
 from pasa.connectors.scim import build_scim
 from pasa.connectors.sqltable import SqlTableConnector, SqlTableSettings
+from pasa.connectors.webhook import build_webhook
 from pasa.domain.errors import ConfigurationError
 
 Factory = Callable[[str, Mapping[str, Any]], Connector]
@@ -118,3 +121,6 @@ register("memory", _memory)
 register("manual", _manual)
 register("ldap", build_ldap)
 register("scim", build_scim)
+register("door_system", build_doors)
+register("csv_file", build_csv_file)
+register("webhook", build_webhook)
