@@ -23,7 +23,7 @@ is for a person to carry out, so the operation becomes a manual task.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -215,3 +215,16 @@ class Connector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; default does nothing."""
+
+
+def reject_unknown_settings(
+    target_key: str, settings: Mapping[str, Any], allowed: Iterable[str]
+) -> None:
+    """A misspelt setting must fail loudly at start-up, not be ignored silently."""
+    known = set(allowed)
+    extra = sorted(set(settings) - known)
+    if extra:
+        raise ConfigurationError(
+            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
+            f"allowed: {', '.join(sorted(known))}"
+        )

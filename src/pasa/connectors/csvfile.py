@@ -54,20 +54,12 @@ from pasa.connectors.base import (
     RemoteAccount,
     TransientError,
     check_owner,
+    reject_unknown_settings,
 )
 from pasa.domain.errors import ConfigurationError
+from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 
-ATTRIBUTE_NAMES: Final[tuple[str, ...]] = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "email",
-    "employee_number",
-    "organisation",
-    "department",
-    "job_title",
-    "manager_employee_number",
-)
+ATTRIBUTE_NAMES = ACCOUNT_ATTRIBUTE_NAMES
 FIXED_COLUMNS: Final[tuple[str, ...]] = ("username", "external_id", "enabled")
 JOURNAL_COLUMNS: Final[tuple[str, ...]] = ("timestamp", "operation", "username", "detail")
 
@@ -423,12 +415,7 @@ def _remote(username: str, row: _Row) -> RemoteAccount:
 def build_csv_file(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: csv_file``."""
     allowed = {"directory", "filename", "columns", "membership_column", "delimiter", "journal"}
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise ConfigurationError(
-            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    reject_unknown_settings(target_key, settings, allowed)
     directory = settings.get("directory")
     if not directory or not isinstance(directory, str):
         raise ConfigurationError(f"target '{target_key}' (csv_file) needs a 'directory' setting")

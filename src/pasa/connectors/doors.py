@@ -48,6 +48,7 @@ from pasa.connectors.base import (
     RemoteAccount,
     TransientError,
     check_owner,
+    reject_unknown_settings,
 )
 from pasa.connectors.scim import retry_after_seconds
 from pasa.domain.errors import ConfigurationError
@@ -478,12 +479,7 @@ def _shortlist(names: Mapping[str, Any]) -> str:
 def build_doors(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: door_system``."""
     allowed = {"base_url", "api_key_env", "zones", "username_field", "timeout", "page_size"}
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise ConfigurationError(
-            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    reject_unknown_settings(target_key, settings, allowed)
     base_url = settings.get("base_url")
     if not base_url or not isinstance(base_url, str):
         raise ConfigurationError(f"target '{target_key}' (door_system) needs a 'base_url'")

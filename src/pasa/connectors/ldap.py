@@ -68,23 +68,15 @@ from pasa.connectors.base import (
     RemoteAccount,
     TransientError,
     check_owner,
+    reject_unknown_settings,
 )
 from pasa.domain.errors import ConfigurationError
+from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 
 Flavour = Literal["openldap", "ad"]
 T = TypeVar("T")
 
-ATTRIBUTE_NAMES: Final[tuple[str, ...]] = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "email",
-    "employee_number",
-    "organisation",
-    "department",
-    "job_title",
-    "manager_employee_number",
-)
+ATTRIBUTE_NAMES = ACCOUNT_ATTRIBUTE_NAMES
 PASSWORD: Final = "password"  # noqa: S105 - write-only attribute (AD unicodePwd); never read back
 
 # PASA attribute -> directory attribute (manager_employee_number is resolved to ``manager``).
@@ -793,12 +785,7 @@ class LdapConnector(Connector):
 def build_ldap(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: ldap``."""
     allowed = {f for f in LdapSettings.__dataclass_fields__}
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise ConfigurationError(
-            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    reject_unknown_settings(target_key, settings, allowed)
     missing = [k for k in ("url", "bind_dn", "bind_password_env", "base_dn") if not settings.get(k)]
     if missing:
         raise ConfigurationError(

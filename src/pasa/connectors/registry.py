@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pasa.connectors.base import Connector
+from pasa.connectors.base import Connector, reject_unknown_settings
 from pasa.connectors.csvfile import build_csv_file
 from pasa.connectors.doors import build_doors
 from pasa.connectors.ldap import build_ldap
@@ -45,15 +45,6 @@ def build_connector(target_key: str, connector_kind: str, settings: Mapping[str,
     return factory(target_key, settings)
 
 
-def _unknown(target_key: str, settings: Mapping[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise ConfigurationError(
-            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
-
-
 def _sql_table(target_key: str, settings: Mapping[str, Any]) -> Connector:
     allowed = {
         "url",
@@ -64,7 +55,7 @@ def _sql_table(target_key: str, settings: Mapping[str, Any]) -> Connector:
         "attributes_column",
         "create_tables",
     }
-    _unknown(target_key, settings, allowed)
+    reject_unknown_settings(target_key, settings, allowed)
     url = settings.get("url")
     env = settings.get("url_env")
     if env:
@@ -100,7 +91,7 @@ def _memory(target_key: str, settings: Mapping[str, Any]) -> Connector:
 
 
 def _manual(target_key: str, settings: Mapping[str, Any]) -> Connector:
-    _unknown(target_key, settings, {"assignee", "sla_hours", "system"})
+    reject_unknown_settings(target_key, settings, {"assignee", "sla_hours", "system"})
     try:
         sla = float(settings.get("sla_hours", DEFAULT_SLA_HOURS))
     except (TypeError, ValueError) as exc:

@@ -73,23 +73,15 @@ from pasa.connectors.base import (
     RemoteAccount,
     TransientError,
     check_owner,
+    reject_unknown_settings,
 )
 from pasa.domain.errors import ConfigurationError
+from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 
 ScimUser = User[EnterpriseUser]
 R = TypeVar("R")
 
-ATTRIBUTE_NAMES: Final[tuple[str, ...]] = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "email",
-    "employee_number",
-    "organisation",
-    "department",
-    "job_title",
-    "manager_employee_number",
-)
+ATTRIBUTE_NAMES = ACCOUNT_ATTRIBUTE_NAMES
 KIND_PREFIXES: Final[dict[str, str]] = {"app_role": "app:", "door_zone": "door:"}
 _PATCH_ADD = PatchOperation.Op.add
 _PATCH_REMOVE = PatchOperation.Op.remove
@@ -614,12 +606,7 @@ def _attribute_value(resource: Any, attribute: str) -> Any:
 def build_scim(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: scim``."""
     allowed = {"base_url", "token_env", "timeout", "page_size"}
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise ConfigurationError(
-            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    reject_unknown_settings(target_key, settings, allowed)
     base_url = settings.get("base_url")
     if not base_url or not isinstance(base_url, str):
         raise ConfigurationError(f"target '{target_key}' (scim) needs a 'base_url' setting")

@@ -38,19 +38,10 @@ from pasa.connectors.base import (
     TransientError,
     check_owner,
 )
+from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 from pasa.store.db import make_engine, normalise_url
 
-ATTRIBUTE_NAMES: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "email",
-    "employee_number",
-    "organisation",
-    "department",
-    "job_title",
-    "manager_employee_number",
-)
+ATTRIBUTE_NAMES = ACCOUNT_ATTRIBUTE_NAMES
 _FIXED = ("username", "external_id", "enabled")
 
 

@@ -67,6 +67,7 @@ from pasa.connectors.base import (
     RemoteAccount,
     TransientError,
     check_owner,
+    reject_unknown_settings,
 )
 from pasa.domain.errors import ConfigurationError
 
@@ -604,12 +605,7 @@ def _truthy(value: Any) -> bool:
 def build_webhook(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: webhook``."""
     allowed = {"base_url", "auth_header_env", "timeout", "requests"}
-    extra = sorted(set(settings) - allowed)
-    if extra:
-        raise ConfigurationError(
-            f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    reject_unknown_settings(target_key, settings, allowed)
     base_url = settings.get("base_url")
     if not base_url or not isinstance(base_url, str):
         raise ConfigurationError(f"target '{target_key}' (webhook) needs a 'base_url' setting")

@@ -8,7 +8,7 @@ should hold, with every reason that justifies it (rule, role, HR record).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 
@@ -70,6 +70,10 @@ class AccountAttributes:
             "job_title": self.job_title,
             "manager_employee_number": self.manager_employee_number,
         }
+
+
+# Every attribute PASA maintains on an account, in a stable order (connectors map these).
+ACCOUNT_ATTRIBUTE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(AccountAttributes))
 
 
 @dataclass(frozen=True, slots=True)
