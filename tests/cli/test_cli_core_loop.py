@@ -120,3 +120,28 @@ def test_bad_input_is_one_clear_sentence(workdir: Path, db_url: str) -> None:
 
     no_policy = run(workdir, db_url, "plan", ok=False)
     assert "no access policy is loaded" in no_policy.stderr
+
+
+def test_audit_verify_fails_on_a_tampered_entry(workdir: Path, db_url: str) -> None:
+    import sqlalchemy as sa
+
+    from pasa.store.db import make_engine
+
+    run(workdir, db_url, "init")
+    run(workdir, db_url, "policy", "load", "examples/policy.yaml")
+    assert "intact" in run(workdir, db_url, "audit", "verify").stdout
+
+    # Someone with database rights rewrites who loaded the policy.
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.execute(sa.text("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 1"))
+    engine.dispose()
+
+    tampered = run(workdir, db_url, "audit", "verify", ok=False)
+    assert tampered.returncode == 1
+    assert "TAMPERED" in tampered.stderr
+    assert "entry 1: content edited" in tampered.stderr
