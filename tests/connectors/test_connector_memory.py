@@ -32,3 +32,21 @@ def test_registry_builds_memory_connector() -> None:
 def test_registry_rejects_unknown_kind_with_a_sentence() -> None:
     with pytest.raises(ConfigurationError, match="target 'pacs' uses connector 'ldapish'"):
         build_connector("pacs", "ldapish", {})
+
+
+def test_platform_settings_never_reach_the_connector() -> None:
+    """`reconcile: correct` is PASA's own setting; connectors refusing unknown keys still build."""
+    from pasa.connectors.registry import build_connector
+
+    connector = build_connector(
+        "dir",
+        "ldap",
+        {
+            "url": "ldap://127.0.0.1:1",
+            "bind_dn": "cn=admin,dc=nhs,dc=test",
+            "bind_password_env": "PATH",
+            "base_dn": "dc=nhs,dc=test",
+            "reconcile": "correct",
+        },
+    )
+    assert connector is not None

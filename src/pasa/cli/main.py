@@ -452,6 +452,70 @@ def _print_readiness(summary: Any) -> None:
     )
 
 
+@app.command()
+def reconcile(
+    target: Annotated[str, typer.Argument(help="Target key, e.g. directory.")],
+    correct: Annotated[
+        bool | None,
+        typer.Option(
+            "--correct/--report",
+            help="Re-apply PASA's recorded state, or only report (default: the target's "
+            "'reconcile' setting, else report).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read a target back: linked, drifted, unlinked, unmatched, orphan and missing accounts."""
+    from pasa.engine.reconcile import reconcile as run_reconcile
+
+    report = run_reconcile(open_engine(), target, actor=actor(), correct=correct)
+    findings = [
+        {
+            "kind": f.kind.value,
+            "username": f.username,
+            "person_id": f.person_id,
+            "details": f.details,
+        }
+        for f in report.findings
+    ]
+    if as_json:
+        emit_json(
+            {
+                "run_id": report.run_id,
+                "target": report.target,
+                "policy": report.policy,
+                "counts": report.counts,
+                "corrections": report.corrections,
+                "correction_errors": report.correction_errors,
+                "findings": findings,
+            }
+        )
+        return
+    table = Table(title=f"Reconciliation of {report.target} (run {report.run_id}, {report.policy})")
+    table.add_column("kind")
+    table.add_column("accounts", justify="right")
+    for kind, n in report.counts.items():
+        table.add_row(kind, f"{n:,}")
+    console.print(table)
+    if findings:
+        shown = Table(title=f"Findings (first {min(30, len(findings))} of {len(findings):,})")
+        for col in ("kind", "username", "person", "details"):
+            shown.add_column(col)
+        for f in findings[:30]:
+            shown.add_row(
+                str(f["kind"]),
+                str(f["username"]),
+                "" if f["person_id"] is None else str(f["person_id"]),
+                json.dumps(f["details"], default=str, sort_keys=True),
+            )
+        console.print(shown)
+    if report.policy == "correct":
+        console.print(
+            f"{report.corrections:,} correction(s) sent; "
+            f"{report.correction_errors:,} finding(s) could not be corrected."
+        )
+
+
 # --- audit ----------------------------------------------------------------------------------
 
 

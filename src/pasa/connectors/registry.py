@@ -35,7 +35,17 @@ def kinds() -> tuple[str, ...]:
     return tuple(sorted(_FACTORIES))
 
 
+# Target settings PASA itself reads (not the connector): stripped before the factory sees them.
+PLATFORM_SETTINGS: frozenset[str] = frozenset({"reconcile"})
+
+
+def connector_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A target's settings as its connector sees them (without PASA's own settings)."""
+    return {k: v for k, v in settings.items() if k not in PLATFORM_SETTINGS}
+
+
 def build_connector(target_key: str, connector_kind: str, settings: Mapping[str, Any]) -> Connector:
+    settings = connector_settings(settings)
     factory = _FACTORIES.get(connector_kind)
     if factory is None:
         raise ConfigurationError(

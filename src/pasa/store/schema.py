@@ -390,3 +390,34 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+# --- reconciliation: targets read back and compared with the recorded state ----------------
+
+# One read-back of one target. ``policy`` is report (nothing written to the target) or correct
+# (drift re-applied, orphans disabled); ``counts`` is finding kind -> number of accounts.
+reconciliation_run = sa.Table(
+    "reconciliation_run",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.ForeignKey("target.id"), nullable=False, index=True),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("policy", sa.String(10), nullable=False),
+    sa.Column("counts", Json, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+)
+
+# What a run found about one remote or recorded account (every kind except ``linked``).
+reconciliation_finding = sa.Table(
+    "reconciliation_finding",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("reconciliation_run.id"), nullable=False, index=True),
+    sa.Column("target_id", sa.ForeignKey("target.id"), nullable=False),
+    sa.Column("username", sa.String(200), nullable=False),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=True),
+    # drifted | unlinked | unmatched | orphan | missing
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("details", Json, nullable=False),
+    sa.Column("found_at", Timestamp, nullable=False),
+)
