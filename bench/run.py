@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import hr_import, planning
+from bench import hr_import, planning, provisioning
 from bench.common import ROOT, WORK, StepResult, fresh_database, machine_info, run_step
 from pasa.hr.synthetic import first_wednesday
 
@@ -46,7 +46,19 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument(
-        "--only", choices=("import", "planning", "all"), default="all", help="which benchmarks"
+        "--only",
+        choices=("import", "planning", "provisioning", "all"),
+        default="all",
+        help="which benchmarks (provisioning alone replaces only its own section of the output)",
+    )
+    p.add_argument(
+        "--provision-staff", type=int, default=10_000, help="new staff provisioned (LDAP, SCIM)"
+    )
+    p.add_argument(
+        "--provision-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds after which a provisioning step is stopped and reported as not finished",
     )
     p.add_argument("--postgres-url", default=os.environ.get("PASA_BENCH_POSTGRES_URL"))
     p.add_argument("--output", type=Path, default=None, help="default docs/benchmarks.md")
@@ -56,6 +68,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         args.assignments = min(args.assignments, 50_000)
         args.movers = min(args.movers, 2_000)
         args.import_movers = min(args.import_movers, 2_000)
+        args.provision_staff = min(args.provision_staff, 1_000)
     if args.output is None:
         quick = WORK / "benchmarks-quick.md"
         args.output = quick if args.quick else ROOT / "docs" / "benchmarks.md"
@@ -303,13 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     gen_rows: list[list[str]] = []
     sections: list[str] = []
+    url_shown = "PASA_BENCH_POSTGRES_URL=<url> " if args.postgres_url else ""
+    given = sys.argv[1:] if argv is None else argv
+    command = f"{url_shown}.venv/bin/python -m bench.run {shlex.join(given)}".strip()
     if args.only in ("import", "all"):
         sections += run_import(args, gen_rows)
     if args.only in ("planning", "all"):
         sections += run_planning(args, gen_rows)
-    url_shown = "PASA_BENCH_POSTGRES_URL=<url> " if args.postgres_url else ""
-    given = sys.argv[1:] if argv is None else argv
-    command = f"{url_shown}.venv/bin/python -m bench.run {shlex.join(given)}"
+    if args.only in ("provisioning", "all"):
+        found = provisioning.section(args.provision_staff, args.provision_timeout, command)
+        if args.only == "provisioning":  # keep the other sections of an existing file
+            old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(provisioning.splice(old, found), encoding="utf-8")
+            print(f"written the provisioning section of {args.output}")
+            return 0
+        sections += found
     info = machine_info(args.postgres_url)
     lines = [
         "# Benchmarks",
