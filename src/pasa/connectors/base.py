@@ -22,6 +22,7 @@ is for a person to carry out, so the operation becomes a manual task.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -227,4 +228,21 @@ def reject_unknown_settings(
         raise ConfigurationError(
             f"target '{target_key}' has unknown setting(s) {', '.join(extra)}; "
             f"allowed: {', '.join(sorted(known))}"
+        )
+
+
+def require_text_setting(target_key: str, kind: str, settings: Mapping[str, Any], name: str) -> str:
+    """A setting the connector cannot work without, e.g. ``base_url``."""
+    value = settings.get(name)
+    if not value or not isinstance(value, str):
+        raise ConfigurationError(f"target '{target_key}' ({kind}) needs a '{name}' setting")
+    return value
+
+
+def require_secret_env(target_key: str, env_name: object, what: str) -> None:
+    """Secrets come from the environment; fail at start-up when the named variable is unset."""
+    if env_name is not None and not os.environ.get(str(env_name)):
+        raise ConfigurationError(
+            f"target '{target_key}' reads its {what} from environment variable "
+            f"{env_name}, which is not set"
         )

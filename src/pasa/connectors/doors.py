@@ -49,6 +49,8 @@ from pasa.connectors.base import (
     TransientError,
     check_owner,
     reject_unknown_settings,
+    require_secret_env,
+    require_text_setting,
 )
 from pasa.connectors.scim import retry_after_seconds
 from pasa.domain.errors import ConfigurationError
@@ -480,20 +482,14 @@ def build_doors(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: door_system``."""
     allowed = {"base_url", "api_key_env", "zones", "username_field", "timeout", "page_size"}
     reject_unknown_settings(target_key, settings, allowed)
-    base_url = settings.get("base_url")
-    if not base_url or not isinstance(base_url, str):
-        raise ConfigurationError(f"target '{target_key}' (door_system) needs a 'base_url'")
+    base_url = require_text_setting(target_key, "door_system", settings, "base_url")
     env = settings.get("api_key_env")
     if not env or not isinstance(env, str):
         raise ConfigurationError(
             f"target '{target_key}' (door_system) needs 'api_key_env', the name of the "
             f"environment variable holding the API key"
         )
-    if not os.environ.get(env):
-        raise ConfigurationError(
-            f"target '{target_key}' reads its door system API key from environment variable "
-            f"{env}, which is not set"
-        )
+    require_secret_env(target_key, env, "door system API key")
     zones = settings.get("zones") or {}
     if not isinstance(zones, Mapping):
         raise ConfigurationError(

@@ -74,6 +74,8 @@ from pasa.connectors.base import (
     TransientError,
     check_owner,
     reject_unknown_settings,
+    require_secret_env,
+    require_text_setting,
 )
 from pasa.domain.errors import ConfigurationError
 from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
@@ -607,15 +609,9 @@ def build_scim(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: scim``."""
     allowed = {"base_url", "token_env", "timeout", "page_size"}
     reject_unknown_settings(target_key, settings, allowed)
-    base_url = settings.get("base_url")
-    if not base_url or not isinstance(base_url, str):
-        raise ConfigurationError(f"target '{target_key}' (scim) needs a 'base_url' setting")
+    base_url = require_text_setting(target_key, "scim", settings, "base_url")
     token_env = settings.get("token_env")
-    if token_env is not None and not os.environ.get(str(token_env)):
-        raise ConfigurationError(
-            f"target '{target_key}' reads its SCIM bearer token from environment variable "
-            f"{token_env}, which is not set"
-        )
+    require_secret_env(target_key, token_env, "SCIM bearer token")
     try:
         timeout = float(settings.get("timeout", 10.0))
         page_size = int(settings.get("page_size", 100))

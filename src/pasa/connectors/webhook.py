@@ -68,6 +68,8 @@ from pasa.connectors.base import (
     TransientError,
     check_owner,
     reject_unknown_settings,
+    require_secret_env,
+    require_text_setting,
 )
 from pasa.domain.errors import ConfigurationError
 
@@ -606,15 +608,9 @@ def build_webhook(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: webhook``."""
     allowed = {"base_url", "auth_header_env", "timeout", "requests"}
     reject_unknown_settings(target_key, settings, allowed)
-    base_url = settings.get("base_url")
-    if not base_url or not isinstance(base_url, str):
-        raise ConfigurationError(f"target '{target_key}' (webhook) needs a 'base_url' setting")
+    base_url = require_text_setting(target_key, "webhook", settings, "base_url")
     env = settings.get("auth_header_env")
-    if env is not None and not os.environ.get(str(env)):
-        raise ConfigurationError(
-            f"target '{target_key}' reads its Authorization header from environment variable "
-            f"{env}, which is not set"
-        )
+    require_secret_env(target_key, env, "Authorization header")
     try:
         timeout = float(settings.get("timeout", 10.0))
     except (TypeError, ValueError) as exc:
