@@ -32,7 +32,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from server_process import wait_until_answers
 
 API_KEY = "door-sim-key-5d1e"  # test-only secret
 API_KEY_ENV = "PASA_TEST_DOOR_API_KEY"
@@ -349,19 +349,15 @@ def start_door_simulator(timeout: float = 20.0) -> DoorSimulator:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     simulator = DoorSimulator(process, port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"door simulator exited with status {process.returncode}")
-        try:
-            with simulator.client() as http:
-                if http.get("/api/access_groups").status_code == 200:
-                    return simulator
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    simulator.stop()
-    raise RuntimeError(f"door simulator did not answer on port {port} within {timeout} s")
+
+    def answers() -> bool:
+        with simulator.client() as http:
+            return http.get("/api/access_groups").status_code == 200
+
+    wait_until_answers(
+        process, answers, name="door simulator", port=port, stop=simulator.stop, timeout=timeout
+    )
+    return simulator
 
 
 def main() -> None:

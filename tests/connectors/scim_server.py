@@ -12,11 +12,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from server_process import wait_until_answers
 
 TOKEN = "pasa-test-token-9f3c"  # test-only secret
 TOKEN_ENV = "PASA_TEST_SCIM_TOKEN"
@@ -75,16 +75,12 @@ def start_scim_server(timeout: float = 20.0) -> ScimServer:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     server = ScimServer(process, port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"scim2-server exited with status {process.returncode}")
-        try:
-            with server.client() as http:
-                if http.get("/ServiceProviderConfig").status_code == 200:
-                    return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"scim2-server did not answer on port {port} within {timeout} s")
+
+    def answers() -> bool:
+        with server.client() as http:
+            return http.get("/ServiceProviderConfig").status_code == 200
+
+    wait_until_answers(
+        process, answers, name="scim2-server", port=port, stop=server.stop, timeout=timeout
+    )
+    return server

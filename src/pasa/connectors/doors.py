@@ -46,13 +46,12 @@ from pasa.connectors.base import (
     NotFoundError,
     PermanentError,
     RemoteAccount,
-    TransientError,
     check_owner,
     reject_unknown_settings,
     require_secret_env,
     require_text_setting,
 )
-from pasa.connectors.scim import retry_after_seconds
+from pasa.connectors.http import send
 from pasa.domain.errors import ConfigurationError
 
 DOOR_ZONE: Final = "door_zone"
@@ -171,26 +170,15 @@ class DoorConnector(Connector):
         client = self._client()
         if url.startswith("http") and not self._stays_on_server(client, url):
             raise PermanentError(f"{self._describe} pointed to another server ({url})")
-        try:
-            response = client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{self._describe} timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{self._describe} unavailable ({type(exc).__name__})") from None
-        status = response.status_code
-        if status in (429, 503):
-            raise TransientError(
-                f"{self._describe} is busy (HTTP {status})",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-            )
-        if status >= 500:
-            raise TransientError(f"{self._describe} failed (HTTP {status})")
-        if status in (401, 403):
-            raise PermanentError(
-                f"{self._describe} refused the API key (HTTP {status}); check the key in "
-                f"environment variable {self.settings.api_key_env}"
-            )
-        return response
+        return send(
+            client,
+            method,
+            url,
+            describe=self._describe,
+            credentials_hint=(f"check the key in environment variable {self.settings.api_key_env}"),
+            refused="the API key",
+            **kwargs,
+        )
 
     @staticmethod
     def _stays_on_server(client: httpx.Client, url: str) -> bool:

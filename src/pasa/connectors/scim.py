@@ -33,9 +33,7 @@ Errors
 
 from __future__ import annotations
 
-import email.utils
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -77,6 +75,7 @@ from pasa.connectors.base import (
     require_secret_env,
     require_text_setting,
 )
+from pasa.connectors.http import send
 from pasa.domain.errors import ConfigurationError
 from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 
@@ -130,22 +129,6 @@ def filter_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not header:
-        return None
-    header = header.strip()
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class _HttpxEngine(BaseSyncSCIMClient):
     """scim2-client over an ``httpx.Client``; HTTP-level failures become connector errors."""
 
@@ -167,25 +150,14 @@ class _HttpxEngine(BaseSyncSCIMClient):
         return cast(httpx.Response, response).json()
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{self.describe} timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{self.describe} unavailable ({type(exc).__name__})") from None
-        status = response.status_code
-        if status in (429, 503):
-            raise TransientError(
-                f"{self.describe} is busy (HTTP {status})",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-            )
-        if status >= 500:
-            raise TransientError(f"{self.describe} failed (HTTP {status})")
-        if status in (401, 403):
-            raise PermanentError(
-                f"{self.describe} refused the credentials (HTTP {status}); {self.token_hint}"
-            )
-        return response
+        return send(
+            self.client,
+            method,
+            url,
+            describe=self.describe,
+            credentials_hint=self.token_hint,
+            **kwargs,
+        )
 
 
 class ScimConnector(Connector):

@@ -44,11 +44,9 @@ Errors
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -65,12 +63,12 @@ from pasa.connectors.base import (
     NotFoundError,
     PermanentError,
     RemoteAccount,
-    TransientError,
     check_owner,
     reject_unknown_settings,
     require_secret_env,
     require_text_setting,
 )
+from pasa.connectors.http import send
 from pasa.domain.errors import ConfigurationError
 
 ATTRIBUTE_NAMES: Final[tuple[str, ...]] = (
@@ -304,21 +302,6 @@ def parse_request(operation: str, spec: Any, where: str) -> RequestSpec:
     )
 
 
-def retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date)."""
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header.strip()))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header.strip())
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 # -- the connector --------------------------------------------------------------------------
 
 
@@ -420,31 +403,22 @@ class WebhookConnector(Connector):
             body = render_body(spec.body, context, omit_missing=operation == "update")
             content = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        try:
-            response = client.request(spec.method, path, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{self._describe} timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{self._describe} unavailable ({type(exc).__name__})") from None
-        status = response.status_code
-        if status in (429, 503):
-            raise TransientError(
-                f"{self._describe} is busy (HTTP {status}) on {operation}",
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-            )
-        if status >= 500:
-            raise TransientError(f"{self._describe} failed (HTTP {status}) on {operation}")
-        if status in (401, 403):
-            env = self.settings.auth_header_env
-            hint = (
-                f"check the Authorization value in environment variable {env}"
-                if env
-                else "no Authorization is configured (auth_header_env)"
-            )
-            raise PermanentError(
-                f"{self._describe} refused the credentials (HTTP {status}) on {operation}; {hint}"
-            )
-        return response
+        env = self.settings.auth_header_env
+        hint = (
+            f"check the Authorization value in environment variable {env}"
+            if env
+            else "no Authorization is configured (auth_header_env)"
+        )
+        return send(
+            client,
+            spec.method,
+            path,
+            describe=self._describe,
+            credentials_hint=hint,
+            during=f" on {operation}",
+            content=content,
+            headers=headers,
+        )
 
     def _refused(self, operation: str, username: str, response: httpx.Response) -> PermanentError:
         detail = self._scrub(response.text.strip().replace("\n", " "))[:200]
