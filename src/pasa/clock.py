@@ -1,19 +1,85 @@
-"""The organisation's clock: "today" and "as at" are in Europe/London, DST-safe."""
+"""The organisation's clock: "today" and "as at" are in Europe/London, DST-safe.
+
+Everything that asks "what date is it?" takes a :class:`Clock`, so tests travel in time with
+:class:`FixedClock` and production uses :class:`SystemClock`. Instants are aware UTC
+datetimes; the organisation-local *date* of an instant decides what is in force: an
+assignment ending on 31 July is in force until 23:59:59 London time that day, whatever the
+UTC offset (at 23:30 UTC on 31 July in summer it is already 1 August in London).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 LONDON = ZoneInfo("Europe/London")
+DEFAULT_TZ = "Europe/London"
+
+
+class Clock(Protocol):
+    """Where "now" comes from."""
+
+    def now(self) -> dt.datetime:
+        """The current instant, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+class FixedClock:
+    """A clock that stands still until moved (tests, simulations, the demo's time travel)."""
+
+    def __init__(self, instant: dt.datetime) -> None:
+        self._now = _aware(instant)
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def set(self, instant: dt.datetime) -> None:
+        self._now = _aware(instant)
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self._now = self._now + delta
+
+    @classmethod
+    def at_local(
+        cls, day: dt.date, time: dt.time = dt.time(8, 0), tz: str = DEFAULT_TZ
+    ) -> FixedClock:
+        """A clock at ``time`` (default 08:00) local time on ``day``."""
+        return cls(local_instant(day, time, tz))
+
+
+def _aware(instant: dt.datetime) -> dt.datetime:
+    if instant.tzinfo is None:
+        raise ValueError("instants must be timezone-aware (naive datetimes are ambiguous)")
+    return instant.astimezone(dt.UTC)
+
+
+def local_date(instant: dt.datetime, tz: str = DEFAULT_TZ) -> dt.date:
+    """The organisation-local date of ``instant`` (the "as at" date of an evaluation)."""
+    return _aware(instant).astimezone(ZoneInfo(tz)).date()
+
+
+def local_instant(day: dt.date, time: dt.time = dt.time(0, 0), tz: str = DEFAULT_TZ) -> dt.datetime:
+    """The UTC instant of local ``time`` on ``day`` (``fold=0`` resolves the autumn hour)."""
+    return dt.datetime.combine(day, time, tzinfo=ZoneInfo(tz)).astimezone(dt.UTC)
+
+
+_SYSTEM = SystemClock()
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _SYSTEM.now()
 
 
-def today(tz: str = "Europe/London") -> dt.date:
-    return dt.datetime.now(ZoneInfo(tz)).date()
+def today(tz: str = DEFAULT_TZ) -> dt.date:
+    return local_date(_SYSTEM.now(), tz)
 
 
 def parse_date(text: str) -> dt.date:

@@ -311,6 +311,8 @@ account = sa.Table(
     sa.Column("username", sa.String(200), nullable=False),
     sa.Column("external_id", sa.String(200), nullable=True),
     sa.Column("status", sa.String(20), nullable=False),  # enabled | disabled | deleted
+    # The organisation-local date the current status began (retention counts from it).
+    sa.Column("status_since", sa.Date, nullable=True),
     sa.Column("attributes", Json, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
@@ -327,6 +329,9 @@ account_grant = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("reasons", Json, nullable=False),
     sa.Column("granted_at", Timestamp, nullable=False),
+    # Validity sent to targets that store it (door zones from the start date, request ends).
+    sa.Column("valid_from", sa.Date, nullable=True),
+    sa.Column("valid_to", sa.Date, nullable=True),
     sa.UniqueConstraint("account_id", "kind", "value", name="uq_account_grant_kind_value"),
 )
 
@@ -420,4 +425,103 @@ reconciliation_finding = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("details", Json, nullable=False),
     sa.Column("found_at", Timestamp, nullable=False),
+)
+
+# --- lifecycle: states per person and per assignment, and every transition -----------------
+
+# ``scope`` is "" for the person's overall state, else "ODS/assignment number".
+lifecycle_state = sa.Table(
+    "lifecycle_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False),
+    sa.Column("scope", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # pre_hire|active|suspended|leaver|former
+    sa.Column("since", sa.Date, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("person_id", "scope", name="uq_lifecycle_state_person_scope"),
+)
+
+lifecycle_transition = sa.Table(
+    "lifecycle_transition",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("scope", sa.String(40), nullable=False),
+    sa.Column("from_state", sa.String(20), nullable=True),
+    sa.Column("to_state", sa.String(20), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+)
+
+# --- time-bound grants: approved requests the planner honours between two dates ------------
+
+# ``kind`` NULL means "an account on the target" and nothing more.
+access_grant = sa.Table(
+    "access_grant",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("target_key", sa.String(60), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=True),
+    sa.Column("value", sa.String(200), nullable=False, server_default=""),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date, nullable=True),
+    sa.Column("justification", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("approved_by", sa.String(200), nullable=False),
+    sa.Column("approved_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # active | revoked
+    sa.Column("revoked_by", sa.String(200), nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+# --- day-one credential handover -------------------------------------------------------------
+
+# Only a SHA-256 of the one-time activation code is stored; the code itself is shown once.
+credential_handover = sa.Table(
+    "credential_handover",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("account.id"), nullable=False, index=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    # waiting | revealed | redeemed | expired | revoked
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("manager_person_id", sa.Integer, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("revealed_at", Timestamp, nullable=True),
+    sa.Column("revealed_by", sa.String(200), nullable=True),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("redeemed_at", Timestamp, nullable=True),
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+)
+
+# --- rotation batches: a rotation file held, previewed, approved and executed on its date ---
+
+rotation_batch = sa.Table(
+    "rotation_batch",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    # imported | approved | executed | cancelled
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("filename", sa.String(500), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("rows_csv", sa.Text, nullable=False),  # header + the rows that change
+    sa.Column("movers", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("approved_by", sa.String(200), nullable=True),
+    sa.Column("approved_at", Timestamp, nullable=True),
+    sa.Column("cancelled_by", sa.String(200), nullable=True),
+    sa.Column("cancelled_at", Timestamp, nullable=True),
+    sa.Column("cancel_reason", sa.Text, nullable=True),
+    sa.Column("executed_at", Timestamp, nullable=True),
+    sa.Column("import_id", sa.Integer, nullable=True),
+    sa.Column("plan_id", sa.String(36), nullable=True),
+    sa.Column("preview", Json, nullable=True),
+    sa.Column("report", Json, nullable=True),
 )
