@@ -116,10 +116,13 @@ def test_nothing_before_start_or_after_end_but_person_is_still_evaluated() -> No
     assert held(evaluate([p], POLICY, dt.date(2027, 1, 31)), 7)  # end date is inclusive
 
 
-def test_suspended_assignment_grants_nothing() -> None:
+def test_suspended_assignment_holds_accounts_disabled_without_door_zones() -> None:
     p = person(3, assignment(status=AssignmentStatus.SUSPENDED))
     state = evaluate([p], POLICY, TODAY)
-    assert state.accounts == () and state.grants == ()
+    assert state.accounts and all(not a.enabled for a in state.accounts)
+    assert all("suspended" in r.detail for a in state.accounts for r in a.reasons)
+    assert state.grants, "groups and roles are kept for the return"
+    assert not [g for g in state.grants if g.kind == EntitlementKind.DOOR_ZONE]
 
 
 def test_attributes_come_from_primary_assignment_with_manager_resolved() -> None:
@@ -183,7 +186,12 @@ def test_every_grant_has_reasons_that_really_match(folks: list[PersonView], day:
                     if (x.organisation, x.assignment_number)
                     == (reason.organisation, reason.assignment_number)
                 )  # fmt: skip
-                assert a.is_active_on(day) and a.status != AssignmentStatus.SUSPENDED
+                if reason.detail.startswith("suspended"):
+                    assert a.is_active_on(day) and a.status == AssignmentStatus.SUSPENDED
+                elif reason.detail.startswith("pre-hire"):
+                    assert day < a.start_date
+                else:
+                    assert a.is_active_on(day) and a.status != AssignmentStatus.SUSPENDED
                 if reason.kind == "rule":
                     assert reason.rule is not None and rules[reason.rule].matches(a)
                     assert reason.role in rules[reason.rule].roles
@@ -191,13 +199,15 @@ def test_every_grant_has_reasons_that_really_match(folks: list[PersonView], day:
                     assert reason.kind == "birthright" and item.target in policy.birthright
         for g in state.grants:  # a grant always comes with its account
             assert (g.person_id, g.target) in account_targets
-        # someone with no granting assignment gets nothing
+        # someone with no granting assignment can use nothing
         for p in folks:
             if not any(
                 a.is_active_on(day) and a.status != AssignmentStatus.SUSPENDED
                 for a in p.assignments
             ):
-                assert not held(state, p.person_id)
+                assert not [
+                    a for a in state.accounts if a.person_id == p.person_id and a.enabled
+                ]
         assert state.evaluated_person_ids == {p.person_id for p in folks}
 
 

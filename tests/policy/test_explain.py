@@ -74,7 +74,8 @@ def test_no_active_assignment_is_said_plainly() -> None:
 def test_suspension_is_noted() -> None:
     suspended = person(4, assignment(status=AssignmentStatus.SUSPENDED))
     result = explain(suspended, POLICY, TODAY)
-    assert result.accounts == ()
+    assert result.accounts and not any(a.enabled for a in result.accounts)
+    assert "(held disabled)" in result.render_text()
     assert any("suspended" in n for n in result.notes)
     nurses = next(w for w in result.why_not if w.rule == "nurses")
     assert "suspended" in nurses.misses[0].failure

@@ -22,8 +22,11 @@ class EntitlementKind(StrEnum):
 class Reason:
     """Why a grant exists: the rule and role it came from and the HR record that matched.
 
-    ``kind`` is ``rule`` (a policy rule matched an assignment) or ``birthright`` (every
-    person with an active assignment gets an account on that target). The planner adds
+    ``kind`` is ``rule`` (a policy rule matched an assignment), ``birthright`` (every
+    person with an active assignment gets an account on that target) or ``request`` (an
+    approved, time-bound grant; ``rule`` then holds the grant's reference). ``detail`` names
+    the lifecycle window a reason comes from, when it does: ``pre-hire: starts 2026-12-01``,
+    ``suspended``, ``handover after a move: kept until 2026-08-12``. The planner adds
     ``not_justified`` for removals: nothing justifies the access any more, and ``detail``
     says what is missing (e.g. "no active assignment on 2026-11-24 justifies it").
     """
@@ -40,8 +43,12 @@ class Reason:
             return self.detail
         record = f"assignment {self.assignment_number} at {self.organisation}"
         if self.kind == "birthright":
-            return f"birthright account for {record}"
-        return f"rule '{self.rule}' -> role '{self.role}' for {record}"
+            text = f"birthright account for {record}"
+        elif self.kind == "request":
+            text = f"approved request {self.rule} ({self.role})"
+        else:
+            text = f"rule '{self.rule}' -> role '{self.role}' for {record}"
+        return f"{text} [{self.detail}]" if self.detail else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +85,17 @@ ACCOUNT_ATTRIBUTE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(AccountA
 
 @dataclass(frozen=True, slots=True)
 class DesiredAccount:
-    """A person should hold an account on a target (enabled), with these attributes."""
+    """A person should hold an account on a target, with these attributes.
+
+    ``enabled`` is False when only a pre-hire window or a suspension justifies the account:
+    it exists (ready for day one, or for the return) but cannot be used.
+    """
 
     person_id: int
     target: str
     attributes: AccountAttributes
     reasons: tuple[Reason, ...]
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,8 @@ class RecordedAccount:
     username: str
     status: AccountStatus
     attributes: dict[str, str | None]
+    # The organisation-local date the status began; retention counts from it.
+    status_since: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +148,33 @@ class RecordedGrant:
     target: str
     kind: EntitlementKind
     value: str
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RecordedState:
     accounts: tuple[RecordedAccount, ...]
     grants: tuple[RecordedGrant, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBoundGrant:
+    """An approved request: ``kind``/``value`` on ``target`` between two dates (inclusive).
+
+    ``kind`` None grants only an account on the target. It justifies access only while the
+    person holds an active assignment: a request never outlives employment.
+    """
+
+    grant_id: int
+    person_id: int
+    target: str
+    kind: EntitlementKind | None
+    value: str
+    valid_from: dt.date
+    valid_to: dt.date | None
+    justification: str
+    approved_by: str
+
+    def in_force_on(self, on: dt.date) -> bool:
+        return self.valid_from <= on and (self.valid_to is None or on <= self.valid_to)

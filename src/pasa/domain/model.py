@@ -79,7 +79,9 @@ class PersonView:
 
     ``person_id`` is PASA's stable identifier (there is no national employee number);
     ``identifiers`` is the cross-reference (scheme -> value) such as ESR employee numbers,
-    GMC/NMC/HCPC numbers and directory ids.
+    GMC/NMC/HCPC numbers and directory ids. ``previous`` holds recently superseded versions
+    of assignments (a mover's old post), each with ``end_date`` the last day it was in
+    force, so a handover window can keep the old access for a while.
     """
 
     person_id: int
@@ -90,6 +92,7 @@ class PersonView:
     email: str | None
     assignments: tuple[Assignment, ...]
     identifiers: tuple[tuple[str, str], ...] = field(default=())
+    previous: tuple[Assignment, ...] = field(default=())
 
     @property
     def display_name(self) -> str:
@@ -106,3 +109,16 @@ class PersonView:
         primaries = [a for a in active if a.primary]
         pool = primaries or list(active)
         return min(pool, key=lambda a: (a.start_date, a.assignment_number))
+
+    def defining_assignment(self, on: dt.date) -> Assignment | None:
+        """The assignment account attributes come from: the primary active one, else the
+        next to start (a pre-hire), else the last to end (a leaver)."""
+        current = self.primary_assignment(on)
+        if current is not None:
+            return current
+        upcoming = [a for a in self.assignments if a.start_date > on]
+        if upcoming:
+            return min(upcoming, key=lambda a: (not a.primary, a.start_date, a.assignment_number))
+        if not self.assignments:
+            return None
+        return max(self.assignments, key=lambda a: (a.end_date or dt.date.max, a.primary))

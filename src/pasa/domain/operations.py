@@ -11,6 +11,7 @@ from pasa.domain.grants import Reason
 
 class OperationKind(StrEnum):
     CREATE_ACCOUNT = "create_account"
+    RENAME = "rename"
     UPDATE_ATTRIBUTES = "update_attributes"
     ENABLE = "enable"
     ADD_MEMBERSHIP = "add_membership"
@@ -19,16 +20,18 @@ class OperationKind(StrEnum):
     DELETE = "delete"
 
 
-# Per-account execution order: an account exists before it is changed, gains access before
-# old access is removed (movers are never left with nothing), and is disabled last.
+# Per-account execution order: an account exists (under its current name) before it is
+# changed, gains access before old access is removed (movers are never left with nothing),
+# and is disabled, then deleted, last.
 PHASE: dict[OperationKind, int] = {
     OperationKind.CREATE_ACCOUNT: 0,
-    OperationKind.UPDATE_ATTRIBUTES: 1,
-    OperationKind.ENABLE: 2,
-    OperationKind.ADD_MEMBERSHIP: 3,
-    OperationKind.REMOVE_MEMBERSHIP: 4,
-    OperationKind.DISABLE: 5,
-    OperationKind.DELETE: 6,
+    OperationKind.RENAME: 1,
+    OperationKind.UPDATE_ATTRIBUTES: 2,
+    OperationKind.ENABLE: 3,
+    OperationKind.ADD_MEMBERSHIP: 4,
+    OperationKind.REMOVE_MEMBERSHIP: 5,
+    OperationKind.DISABLE: 6,
+    OperationKind.DELETE: 7,
 }
 
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pasa.audit import log as audit
+from pasa.clock import local_date
 from pasa.connectors.base import create_attributes, membership_of, update_changes
 from pasa.domain.errors import ConfigurationError, PasaError
 from pasa.domain.errors import NotFoundError as PasaNotFoundError
@@ -140,12 +141,15 @@ def record_plan(
     plan_id: str,
     actor: str,
     now: dt.datetime | None = None,
+    at: dt.date | None = None,
 ) -> RecordedPlan:
     """Record the operations and the recorded-state changes they stand for, in ``conn``'s
-    transaction. An empty plan records nothing (and writes no audit entry)."""
+    transaction. An empty plan records nothing (and writes no audit entry). ``at`` is the
+    plan's as-at date: account status changes are recorded as starting on it."""
     if not operations:
         return RecordedPlan(plan_id=plan_id, operations=0, counts={}, audit_seq=None)
     when = now or _utcnow()
+    day = at or local_date(when)
     tids = _target_ids(conn, {op.target for op in operations})
     pairs = {(tids[op.target], op.person_id) for op in operations}
     existing = _accounts_by_person(conn, pairs)
@@ -166,6 +170,7 @@ def record_plan(
                     "b_username": op.username,
                     "b_status": status,
                     "b_attributes": attrs,
+                    "b_since": day,
                 }
             )
             existing[key] = (existing[key][0], attrs)
@@ -177,6 +182,7 @@ def record_plan(
                     "username": op.username,
                     "external_id": None,
                     "status": status,
+                    "status_since": day,
                     "attributes": attrs,
                     "created_at": when,
                     "updated_at": when,
@@ -194,17 +200,26 @@ def record_plan(
             .values(
                 username=sa.bindparam("b_username"),
                 status=sa.bindparam("b_status"),
+                status_since=sa.bindparam("b_since"),
                 attributes=sa.bindparam("b_attributes"),
                 external_id=None,
                 updated_at=when,
             ),
             revive,
         )
+        # A revived account starts with no grants: whatever it held went with the deletion.
+        conn.execute(
+            account_grant.delete().where(
+                account_grant.c.account_id.in_([r["b_id"] for r in revive])
+            )
+        )
 
     # 2. Changes to existing accounts and grants.
     attr_updates: dict[int, dict[str, Any]] = {}
     status_updates: dict[int, str] = {}
+    renames: dict[int, str] = {}
     grants_add: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    windows: dict[tuple[int, str, str], tuple[dt.date | None, dt.date | None]] = {}
     grants_remove: set[tuple[int, str, str]] = set()
     account_ids: list[int | None] = []
     for op in operations:
@@ -219,7 +234,9 @@ def record_plan(
                 "an account that PASA has not recorded; plan a create_account first"
             )
         assert found is not None
-        if op.kind is OperationKind.UPDATE_ATTRIBUTES:
+        if op.kind is OperationKind.RENAME:
+            renames[account_id] = str(op.payload["new_username"])
+        elif op.kind is OperationKind.UPDATE_ATTRIBUTES:
             merged = attr_updates.get(account_id, found[1])
             attr_updates[account_id] = {**merged, **update_changes(op.payload)}
         elif op.kind is OperationKind.ENABLE:
@@ -232,6 +249,10 @@ def record_plan(
             kind, value = membership_of(op.payload)
             grants_remove.discard((account_id, kind, value))
             grants_add[(account_id, kind, value)] = _reasons(op)
+            windows[(account_id, kind, value)] = (
+                _iso_date(op.payload.get("valid_from")),
+                _iso_date(op.payload.get("valid_to")),
+            )
         elif op.kind is OperationKind.REMOVE_MEMBERSHIP:
             kind, value = membership_of(op.payload)
             grants_add.pop((account_id, kind, value), None)
@@ -243,13 +264,23 @@ def record_plan(
             .values(attributes=sa.bindparam("b_attributes"), updated_at=when),
             [{"b_id": i, "b_attributes": a} for i, a in attr_updates.items()],
         )
+    if renames:
+        conn.execute(
+            account.update()
+            .where(account.c.id == sa.bindparam("b_id"))
+            .values(username=sa.bindparam("b_username"), updated_at=when),
+            [{"b_id": i, "b_username": u} for i, u in renames.items()],
+        )
     if status_updates:
         conn.execute(
             account.update()
             .where(account.c.id == sa.bindparam("b_id"))
-            .values(status=sa.bindparam("b_status"), updated_at=when),
+            .values(status=sa.bindparam("b_status"), status_since=day, updated_at=when),
             [{"b_id": i, "b_status": s} for i, s in status_updates.items()],
         )
+        deleted = [i for i, s in status_updates.items() if s == "deleted"]
+        if deleted:
+            conn.execute(account_grant.delete().where(account_grant.c.account_id.in_(deleted)))
     if grants_remove:
         conn.execute(
             account_grant.delete().where(
@@ -262,14 +293,29 @@ def record_plan(
     if grants_add:
         held = _existing_grants(conn, sorted({a for a, _, _ in grants_add}))
         rows = [
-            {"account_id": a, "kind": k, "value": v, "reasons": r, "granted_at": when}
+            {
+                "account_id": a,
+                "kind": k,
+                "value": v,
+                "reasons": r,
+                "granted_at": when,
+                "valid_from": windows[(a, k, v)][0],
+                "valid_to": windows[(a, k, v)][1],
+            }
             for (a, k, v), r in grants_add.items()
             if (a, k, v) not in held
         ]
         if rows:
             conn.execute(account_grant.insert(), rows)
         again = [
-            {"b_account": a, "b_kind": k, "b_value": v, "b_reasons": r}
+            {
+                "b_account": a,
+                "b_kind": k,
+                "b_value": v,
+                "b_reasons": r,
+                "b_from": windows[(a, k, v)][0],
+                "b_to": windows[(a, k, v)][1],
+            }
             for (a, k, v), r in grants_add.items()
             if (a, k, v) in held
         ]
@@ -281,7 +327,11 @@ def record_plan(
                     account_grant.c.kind == sa.bindparam("b_kind"),
                     account_grant.c.value == sa.bindparam("b_value"),
                 )
-                .values(reasons=sa.bindparam("b_reasons")),
+                .values(
+                    reasons=sa.bindparam("b_reasons"),
+                    valid_from=sa.bindparam("b_from", type_=sa.Date()),
+                    valid_to=sa.bindparam("b_to", type_=sa.Date()),
+                ),
                 again,
             )
 
@@ -320,6 +370,10 @@ def record_plan(
         at=when,
     )
     return RecordedPlan(plan_id=plan_id, operations=len(operations), counts=counts, audit_seq=seq)
+
+
+def _iso_date(value: object) -> dt.date | None:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _reasons(op: PlannedOperation) -> list[dict[str, Any]]:

@@ -3,15 +3,21 @@
 For each person and target:
 
 * a desired account with no recorded account (or only a deleted one) -> ``create_account``
-  with a newly allocated username, then ``add_membership`` for every desired grant;
-* a recorded disabled account -> ``enable``; attributes that differ -> ``update_attributes``
-  carrying only the changed ones; grants added and removed by set difference;
+  with a newly allocated username (a rehired person gets their old name back), created
+  disabled when only a pre-hire window or a suspension justifies it, then
+  ``add_membership`` for every desired grant;
+* a recorded account whose enabled state differs -> ``enable`` / ``disable``; a change of
+  name on a ``rename_on_name_change`` target -> ``rename``; attributes that differ ->
+  ``update_attributes`` carrying only the changed ones; grants added and removed by set
+  difference (on ``dated_access`` targets a changed validity window re-sends the grant);
 * a recorded account of an *evaluated* person that nothing justifies any more ->
-  ``remove_membership`` for every recorded grant, then ``disable`` (if still enabled).
+  ``remove_membership`` for every recorded grant, then ``disable`` (if still enabled), and
+  ``delete`` once it has been disabled for the target's ``retention_days``.
 
 People outside ``desired.evaluated_person_ids`` are never touched, so planning a subset
 of people is safe. Operations are ordered by (target, person, phase, value) with the phase
-order of ``pasa.domain.operations.PHASE``: create, update, enable, add, remove, disable.
+order of ``pasa.domain.operations.PHASE``: create, rename, update, enable, add, remove,
+disable, delete.
 """
 
 from __future__ import annotations
@@ -100,9 +106,12 @@ def plan(
     day = desired.at.isoformat()
     accounts = current_accounts(a for a in recorded.accounts if a.person_id in evaluated)
     recorded_grants: dict[int, set[tuple[EntitlementKind, str]]] = {}
+    validity: dict[tuple[int, EntitlementKind, str], Window] = {}
     for g in recorded.grants:
         if g.person_id in evaluated:
             recorded_grants.setdefault(g.account_id, set()).add((g.kind, g.value))
+            if g.valid_from is not None or g.valid_to is not None:
+                validity[(g.account_id, g.kind, g.value)] = (g.valid_from, g.valid_to)
 
     desired_grants: dict[tuple[int, str], list[DesiredGrant]] = {}
     for dg in desired.grants:
@@ -128,7 +137,7 @@ def plan(
             )
         _plan_account(
             da, accounts.get(key), desired_grants.get(key, []), spec,
-            recorded_grants, allocators, taken_usernames, emit,
+            recorded_grants, validity, allocators, taken_usernames, emit,
         )  # fmt: skip
 
     live = sorted(
@@ -149,6 +158,29 @@ def plan(
         else:
             why = f"no active assignment on {day} justifies it"
         _revoke(account, recorded_grants.get(account.account_id, set()), why, emit)
+        spec = targets.get(account.target)
+        retention = spec.lifecycle.retention_days if spec is not None else None
+        if (
+            retention is not None
+            and account.status == AccountStatus.DISABLED
+            and account.status_since is not None
+            and desired.at >= account.status_since + dt.timedelta(days=retention)
+        ):
+            why = (
+                f"disabled since {account.status_since}; {account.target} keeps disabled "
+                f"accounts for {retention} days"
+            )
+            emit(
+                PlannedOperation(
+                    OperationKind.DELETE,
+                    account.person_id,
+                    account.target,
+                    account.username,
+                    {},
+                    (_not_justified(why),),
+                    f"delete account {account.username} on {account.target} ({why})",
+                )
+            )
 
     keyed.sort(key=lambda pair: pair[0])
     return Plan(at=desired.at, operations=tuple(op for _, op in keyed))
@@ -190,12 +222,48 @@ def _revoke(
         )
 
 
+Window = tuple[dt.date | None, dt.date | None]
+_NAME_ATTRIBUTES = ("first_name", "last_name", "display_name")
+
+
+def _allocator(
+    spec: TargetSpec,
+    allocators: dict[str, UsernameAllocator],
+    taken_usernames: Mapping[str, set[str]],
+) -> UsernameAllocator:
+    allocator = allocators.get(spec.key)
+    if allocator is None:
+        allocator = UsernameAllocator(
+            spec.username_template,
+            spec.username_max_length,
+            taken_usernames.get(spec.key, set()),
+        )
+        allocators[spec.key] = allocator
+    return allocator
+
+
+def _derives_from(username: str, base: str) -> bool:
+    """``username`` is ``base`` or ``base`` (cut to length) with a numeric suffix."""
+    name = username.lower()
+    if name == base:
+        return True
+    stem = name.rstrip("0123456789")
+    return stem != name and bool(stem) and base.startswith(stem)
+
+
+def _lifecycle_note(reasons: tuple[Reason, ...]) -> str:
+    """Why a desired account is held disabled (pre-hire or suspended), for summaries."""
+    details = sorted({r.detail for r in reasons if r.detail})
+    return f" ({'; '.join(details)})" if details else ""
+
+
 def _plan_account(
     da: DesiredAccount,
     account: RecordedAccount | None,
     grants: list[DesiredGrant],
     spec: TargetSpec,
     recorded_grants: Mapping[int, set[tuple[EntitlementKind, str]]],
+    validity: Mapping[tuple[int, EntitlementKind, str], Window],
     allocators: dict[str, UsernameAllocator],
     taken_usernames: Mapping[str, set[str]],
     emit: Callable[[PlannedOperation], None],
@@ -206,32 +274,55 @@ def _plan_account(
     wanted = _kept(everything, spec.kept_attributes())
     name = da.attributes.display_name
     held: set[tuple[EntitlementKind, str]] = set()
+    account_id: int | None = None
 
     if account is None or account.status == AccountStatus.DELETED:
-        allocator = allocators.get(target)
-        if allocator is None:
-            allocator = UsernameAllocator(
-                spec.username_template,
-                spec.username_max_length,
-                taken_usernames.get(target, set()),
-            )
-            allocators[target] = allocator
-        username = allocator.allocate(everything)
+        if account is not None:
+            username = account.username  # rehire: the person's own name comes back
+        else:
+            username = _allocator(spec, allocators, taken_usernames).allocate(everything)
         again = " again" if account is not None else ""
+        payload: dict[str, object] = {"attributes": wanted}
+        note = ""
+        if not da.enabled:
+            payload["enabled"] = False
+            note = f", disabled{_lifecycle_note(da.reasons)}"
         emit(
             PlannedOperation(
                 OperationKind.CREATE_ACCOUNT,
                 pid,
                 target,
                 username,
-                {"attributes": wanted},
+                payload,
                 da.reasons,
-                f"create account {username} on {target} for {name}{again}",
+                f"create account {username} on {target} for {name}{again}{note}",
             )
         )
     else:
         username = account.username
+        account_id = account.account_id
         held = recorded_grants.get(account.account_id, set())
+        renamed = spec.lifecycle.rename_on_name_change and any(
+            account.attributes.get(attr) != everything[attr]
+            for attr in _NAME_ATTRIBUTES
+            if attr in account.attributes
+        )
+        if renamed:
+            allocator = _allocator(spec, allocators, taken_usernames)
+            if not _derives_from(username, allocator.base(everything)):
+                new_username = allocator.allocate(everything)
+                emit(
+                    PlannedOperation(
+                        OperationKind.RENAME,
+                        pid,
+                        target,
+                        username,
+                        {"new_username": new_username},
+                        da.reasons,
+                        f"rename account {username} to {new_username} on {target} for {name}",
+                    )
+                )
+                username = new_username
         changes = {
             attr: [account.attributes.get(attr), new]
             for attr, new in wanted.items()
@@ -249,7 +340,7 @@ def _plan_account(
                     f"update {', '.join(changes)} of {username} on {target} for {name}",
                 )
             )
-        if account.status == AccountStatus.DISABLED:
+        if account.status == AccountStatus.DISABLED and da.enabled:
             emit(
                 PlannedOperation(
                     OperationKind.ENABLE,
@@ -261,22 +352,49 @@ def _plan_account(
                     f"enable account {username} on {target} for {name}",
                 )
             )
+        elif account.status == AccountStatus.ENABLED and not da.enabled:
+            emit(
+                PlannedOperation(
+                    OperationKind.DISABLE,
+                    pid,
+                    target,
+                    username,
+                    {},
+                    da.reasons,
+                    f"disable account {username} on {target} for {name}"
+                    f"{_lifecycle_note(da.reasons)}",
+                )
+            )
 
     wanted_grants: set[tuple[EntitlementKind, str]] = set()
     for dg in grants:
         item = (dg.kind, dg.value)
         wanted_grants.add(item)
+        window = (dg.valid_from, dg.valid_to)
         if item in held:
-            continue
+            recorded_window = validity.get((account_id or 0, dg.kind, dg.value), (None, None))
+            if recorded_window == window:
+                continue
+        payload = {"kind": dg.kind.value, "value": dg.value}
+        dates = ""
+        if dg.valid_from is not None:
+            payload["valid_from"] = dg.valid_from.isoformat()
+            dates += f" from {dg.valid_from}"
+        if dg.valid_to is not None:
+            payload["valid_to"] = dg.valid_to.isoformat()
+            dates += f" until {dg.valid_to}"
+        verb = "update the dates of" if item in held else "add"
+        preposition = "on" if item in held else "to"
         emit(
             PlannedOperation(
                 OperationKind.ADD_MEMBERSHIP,
                 pid,
                 target,
                 username,
-                {"kind": dg.kind.value, "value": dg.value},
+                payload,
                 dg.reasons,
-                f"add {_KIND_WORDS[dg.kind]} {dg.value} to {username} on {target} for {name}",
+                f"{verb} {_KIND_WORDS[dg.kind]} {dg.value}{dates} {preposition} {username} "
+                f"on {target} for {name}",
             )
         )
     for kind, value in sorted(held - wanted_grants):
@@ -294,12 +412,19 @@ def _plan_account(
         )
 
 
+def _date(value: object) -> dt.date | None:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else None
+
+
 def apply_to_recorded(
-    recorded: RecordedState, operations: Iterable[PlannedOperation]
+    recorded: RecordedState,
+    operations: Iterable[PlannedOperation],
+    at: dt.date | None = None,
 ) -> RecordedState:
     """The recorded state after ``operations`` all succeed (for previews and tests).
 
-    New accounts get ids after the highest recorded one, in operation order.
+    New accounts get ids after the highest recorded one, in operation order; ``at`` is the
+    date status changes are recorded as starting (retention counts from it).
     """
     accounts: dict[int, RecordedAccount] = {a.account_id: a for a in recorded.accounts}
     by_name = {
@@ -315,30 +440,45 @@ def apply_to_recorded(
     for op in operations:
         key = (op.person_id, op.target, op.username)
         if op.kind == OperationKind.CREATE_ACCOUNT:
+            enabled = op.payload.get("enabled", True) is not False
+            previous = by_name.get(key)
             created = RecordedAccount(
-                next_id, op.person_id, op.target, op.username, AccountStatus.ENABLED,
-                dict(op.payload.get("attributes", {})),
+                previous.account_id if previous is not None else next_id,
+                op.person_id, op.target, op.username,
+                AccountStatus.ENABLED if enabled else AccountStatus.DISABLED,
+                dict(op.payload.get("attributes", {})), at,
             )  # fmt: skip
-            next_id += 1
+            if previous is None:
+                next_id += 1
+            else:  # a revived account starts with nothing, as the ledger records it
+                for grant_key in [k for k in grants if k[0] == created.account_id]:
+                    del grants[grant_key]
             accounts[created.account_id] = created
             by_name[key] = created
             continue
         account = by_name[key]
-        if op.kind == OperationKind.UPDATE_ATTRIBUTES:
+        if op.kind == OperationKind.RENAME:
+            del by_name[key]
+            account = replace(account, username=op.payload["new_username"])
+            key = (op.person_id, op.target, account.username)
+        elif op.kind == OperationKind.UPDATE_ATTRIBUTES:
             attributes = dict(account.attributes)
             attributes.update({k: v[1] for k, v in op.payload["changes"].items()})
             account = replace(account, attributes=attributes)
         elif op.kind == OperationKind.ENABLE:
-            account = replace(account, status=AccountStatus.ENABLED)
+            account = replace(account, status=AccountStatus.ENABLED, status_since=at)
         elif op.kind == OperationKind.DISABLE:
-            account = replace(account, status=AccountStatus.DISABLED)
+            account = replace(account, status=AccountStatus.DISABLED, status_since=at)
         elif op.kind == OperationKind.DELETE:
-            account = replace(account, status=AccountStatus.DELETED)
+            account = replace(account, status=AccountStatus.DELETED, status_since=at)
+            for grant_key in [k for k in grants if k[0] == account.account_id]:
+                del grants[grant_key]
         elif op.kind == OperationKind.ADD_MEMBERSHIP:
             kind = EntitlementKind(op.payload["kind"])
             grants[(account.account_id, kind, op.payload["value"])] = RecordedGrant(
-                account.account_id, op.person_id, op.target, kind, op.payload["value"]
-            )
+                account.account_id, op.person_id, op.target, kind, op.payload["value"],
+                _date(op.payload.get("valid_from")), _date(op.payload.get("valid_to")),
+            )  # fmt: skip
         elif op.kind == OperationKind.REMOVE_MEMBERSHIP:
             kind = EntitlementKind(op.payload["kind"])
             grants.pop((account.account_id, kind, op.payload["value"]), None)

@@ -62,6 +62,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TargetLifecycle(_Strict):
+    """When, relative to HR dates, a target's accounts and access change.
+
+    * ``prehire_days``: create the account this many days before the start date, *disabled*,
+      with its groups and application roles, and enable it on the start date (0: on the day).
+    * ``mover_overlap_days``: after a move, keep access the old post alone justified for this
+      many days (handover), unless the person has left altogether.
+    * ``retention_days``: delete a disabled account this many days after it was disabled
+      (``null``: keep disabled accounts for ever).
+    * ``dated_access``: the target stores validity dates on door zones, so pre-hire door
+      access is sent early with ``valid_from`` = start date; otherwise door zones are only
+      added on the start date.
+    * ``rename_on_name_change``: a change of name renames the account (never a new one).
+    * ``credential_handover``: new accounts get a one-time activation code the line manager
+      reveals on day one.
+    """
+
+    prehire_days: Annotated[int, Field(ge=0, le=90)] = 0
+    mover_overlap_days: Annotated[int, Field(ge=0, le=90)] = 0
+    retention_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    dated_access: bool = False
+    rename_on_name_change: bool = False
+    credential_handover: bool = False
+
+
 class TargetSpec(_Strict):
     """A system PASA provisions into, and how account names are made there.
 
@@ -76,6 +101,7 @@ class TargetSpec(_Strict):
     username_max_length: Annotated[int, Field(ge=4, le=256)] = 20
     settings: dict[str, Any] = Field(default_factory=dict)
     attributes: tuple[str, ...] | None = None
+    lifecycle: TargetLifecycle = Field(default_factory=TargetLifecycle)
 
     @field_validator("username_template")
     @classmethod
@@ -273,6 +299,7 @@ def _prefix(data: Any, loc: tuple[int | str, ...]) -> str:
 _FIELDS_BY_SECTION: Final[dict[str, tuple[str, ...]]] = {
     "": tuple(PolicyDocument.model_fields),
     "targets": tuple(TargetSpec.model_fields),
+    "lifecycle": tuple(TargetLifecycle.model_fields),
     "roles": tuple(RoleSpec.model_fields),
     "rules": tuple(RuleSpec.model_fields),
     "entitlements": tuple(EntitlementSpec.model_fields),

@@ -4,6 +4,18 @@ Pure: no I/O. Each active assignment of each person is matched against the rules
 rules give roles, roles give entitlements. Access is the union over a person's assignments,
 and every desired account and grant carries *all* the reasons that justify it, so removing
 one assignment removes only what that assignment alone justified.
+
+The lifecycle windows of each target (``TargetSpec.lifecycle``) widen this, all as at the
+same date:
+
+* **pre-hire**: an assignment starting within ``prehire_days`` justifies a *disabled*
+  account with its groups and application roles (door zones only on ``dated_access``
+  targets, valid from the start date) — unless the person already uses that account;
+* **suspended**: a suspended assignment keeps the account (disabled) and its groups and
+  roles, but no door zones;
+* **handover**: while a person is still employed, access that an ended assignment or a
+  mover's superseded post alone justified is kept for ``mover_overlap_days``;
+* **requests**: approved time-bound grants, while the person is employed.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from pasa.domain.grants import (
     DesiredState,
     EntitlementKind,
     Reason,
+    TimeBoundGrant,
 )
 from pasa.domain.model import Assignment, AssignmentStatus, PersonView
 from pasa.policy.document import PolicyDocument, TargetSpec
@@ -131,6 +144,14 @@ def granting_assignments(person: PersonView, at: dt.date) -> tuple[Assignment, .
     )
 
 
+def suspended_assignments(person: PersonView, at: dt.date) -> tuple[Assignment, ...]:
+    return tuple(
+        a
+        for a in person.assignments
+        if a.is_active_on(at) and a.status == AssignmentStatus.SUSPENDED
+    )
+
+
 ManagerIndex = Mapping[tuple[str, str], str]
 """(organisation, assignment number) -> employee number of whoever holds that assignment."""
 
@@ -146,8 +167,9 @@ def manager_index(people: Iterable[PersonView]) -> dict[tuple[str, str], str]:
 def account_attributes(
     person: PersonView, at: dt.date, managers: ManagerIndex
 ) -> AccountAttributes | None:
-    """Account attributes from the person's primary active assignment (None if none)."""
-    primary = person.primary_assignment(at)
+    """Account attributes from the person's defining assignment (primary active one, else
+    the next to start, else the last to end); None for a person with no assignment."""
+    primary = person.defining_assignment(at)
     if primary is None:
         return None
     manager = None
@@ -166,62 +188,221 @@ def account_attributes(
     )
 
 
+GrantKey = tuple[str, EntitlementKind, str]
+Validity = tuple[dt.date | None, dt.date | None]
+
+
 @dataclass(slots=True)
 class PersonAccess:
-    """One person's desired access with reasons, before it is flattened into DesiredState."""
+    """One person's desired access with reasons, before it is flattened into DesiredState.
+
+    ``enabled`` lists the targets where some reason lets the person *use* the account (an
+    active assignment, a handover window, a request); accounts only a pre-hire window or a
+    suspension justifies are held disabled. ``validity`` holds, per grant, the (from, to)
+    window each reason gives, for targets that store validity dates.
+    """
 
     accounts: dict[str, dict[Reason, None]] = field(default_factory=dict)
-    grants: dict[tuple[str, EntitlementKind, str], dict[Reason, None]] = field(default_factory=dict)
+    grants: dict[GrantKey, dict[Reason, None]] = field(default_factory=dict)
+    enabled: set[str] = field(default_factory=set)
+    validity: dict[GrantKey, list[Validity]] = field(default_factory=dict)
+
+    def grant_validity(self, key: GrantKey) -> Validity:
+        """The union of the reasons' windows: earliest start, latest end (None = open)."""
+        windows = self.validity.get(key)
+        if not windows:
+            return (None, None)
+        starts = [w[0] for w in windows]
+        ends = [w[1] for w in windows]
+        start = None if any(s is None for s in starts) else min(s for s in starts if s)
+        end = None if any(e is None for e in ends) else max(e for e in ends if e)
+        return (start, end)
 
 
-def person_access(person: PersonView, policy: CompiledPolicy, at: dt.date) -> PersonAccess:
+def _add(
+    access: PersonAccess,
+    policy: CompiledPolicy,
+    entitlements: Iterable[Entitlement],
+    reason: Reason,
+    *,
+    enabling: bool,
+    doors: bool,
+    window: Validity,
+    only_new: bool = False,
+) -> None:
+    """Record ``reason`` on each entitlement (``only_new``: only where nothing else has one)."""
+    for target, kind, value in entitlements:
+        if kind is None:
+            held = access.accounts.setdefault(target, {})
+            if only_new and held:
+                continue
+            held[reason] = None
+            if enabling:
+                access.enabled.add(target)
+            continue
+        if kind is EntitlementKind.DOOR_ZONE and not doors:
+            continue
+        key = (target, kind, value)
+        reasons = access.grants.setdefault(key, {})
+        if only_new and reasons:
+            continue
+        reasons[reason] = None
+        if policy.targets[target].lifecycle.dated_access:
+            access.validity.setdefault(key, []).append(window)
+
+
+def _assignment_entitlements(
+    policy: CompiledPolicy, assignment: Assignment
+) -> list[tuple[Reason, tuple[Entitlement, ...]]]:
+    """(reason, entitlements) for every birthright target and matching rule's role."""
+    org, number = assignment.organisation, assignment.assignment_number
+    found: list[tuple[Reason, tuple[Entitlement, ...]]] = []
+    if policy.birthright:
+        found.append(
+            (
+                Reason("birthright", None, None, org, number),
+                tuple((t, None, "") for t in policy.birthright),
+            )
+        )
+    for rule in policy.matching_rules(assignment):
+        for role in rule.roles:
+            found.append(
+                (Reason("rule", rule.key, role, org, number), policy.role_entitlements[role])
+            )
+    return found
+
+
+def person_access(
+    person: PersonView,
+    policy: CompiledPolicy,
+    at: dt.date,
+    requests: Iterable[TimeBoundGrant] = (),
+) -> PersonAccess:
     """Every account and grant ``person`` should hold on ``at``, each with all its reasons."""
     access = PersonAccess()
-    accounts = access.accounts
-    grants = access.grants
-    role_entitlements = policy.role_entitlements
-    for assignment in granting_assignments(person, at):
-        org = assignment.organisation
-        number = assignment.assignment_number
-        if policy.birthright:
-            reason = Reason("birthright", None, None, org, number)
-            for target in policy.birthright:
-                accounts.setdefault(target, {})[reason] = None
-        for rule in policy.matching_rules(assignment):
-            for role in rule.roles:
-                reason = Reason("rule", rule.key, role, org, number)
-                for target, kind, value in role_entitlements[role]:
-                    if kind is None:
-                        accounts.setdefault(target, {})[reason] = None
-                    else:
-                        grants.setdefault((target, kind, value), {})[reason] = None
+    targets = policy.targets
+    granting = granting_assignments(person, at)
+    for assignment in granting:
+        window = (assignment.start_date, assignment.end_date)
+        for reason, entitlements in _assignment_entitlements(policy, assignment):
+            _add(access, policy, entitlements, reason, enabling=True, doors=True, window=window)
+
+    employed = bool(granting)
+    if employed:
+        for grant in requests:
+            if grant.person_id != person.person_id or not grant.in_force_on(at):
+                continue
+            if grant.target not in targets:
+                continue  # the target left the policy; the request justifies nothing now
+            reference = f"#{grant.grant_id}"
+            what = "account" if grant.kind is None else f"{grant.kind.value} {grant.value}"
+            until = f"until {grant.valid_to}" if grant.valid_to else "no end date"
+            reason = Reason(
+                "request", reference, what, "", "", f"approved by {grant.approved_by}, {until}"
+            )
+            items: list[Entitlement] = [(grant.target, None, "")]
+            if grant.kind is not None:
+                items.append((grant.target, grant.kind, grant.value))
+            window = (grant.valid_from, grant.valid_to)
+            _add(access, policy, items, reason, enabling=True, doors=True, window=window)
+
+        # Handover: what an ended assignment or a superseded post alone justified is kept
+        # for the target's overlap window (never for someone who has left altogether).
+        for old in (*person.previous, *person.assignments):
+            if old.end_date is None or old.end_date >= at:
+                continue
+            for reason, entitlements in _assignment_entitlements(policy, old):
+                for entitlement in entitlements:
+                    days = targets[entitlement[0]].lifecycle.mover_overlap_days
+                    kept_until = old.end_date + dt.timedelta(days=days)
+                    if days == 0 or at > kept_until:
+                        continue
+                    kept = Reason(
+                        reason.kind, reason.rule, reason.role, reason.organisation,
+                        reason.assignment_number,
+                        f"handover after a move: kept until {kept_until}",
+                    )  # fmt: skip
+                    window = (old.start_date, kept_until)
+                    _add(
+                        access, policy, (entitlement,), kept,
+                        enabling=True, doors=True, window=window, only_new=True,
+                    )  # fmt: skip
+
+    for assignment in suspended_assignments(person, at):
+        window = (assignment.start_date, assignment.end_date)
+        for reason, entitlements in _assignment_entitlements(policy, assignment):
+            held = Reason(
+                reason.kind, reason.rule, reason.role, reason.organisation,
+                reason.assignment_number, "suspended: held disabled until the return",
+            )  # fmt: skip
+            _add(access, policy, entitlements, held, enabling=False, doors=False, window=window)
+
+    # Pre-hire: the account (disabled) and its groups and roles, ready for day one. A person
+    # already using the account gets the new post's access on the day, not before.
+    for assignment in person.assignments:
+        if assignment.start_date <= at:
+            continue
+        days_away = (assignment.start_date - at).days
+        window = (assignment.start_date, assignment.end_date)
+        for reason, entitlements in _assignment_entitlements(policy, assignment):
+            early = Reason(
+                reason.kind, reason.rule, reason.role, reason.organisation,
+                reason.assignment_number, f"pre-hire: starts {assignment.start_date}",
+            )  # fmt: skip
+            for entitlement in entitlements:
+                target = entitlement[0]
+                lifecycle = targets[target].lifecycle
+                if lifecycle.prehire_days < days_away or target in access.enabled:
+                    continue
+                _add(
+                    access, policy, (entitlement,), early,
+                    enabling=False, doors=lifecycle.dated_access, window=window,
+                )  # fmt: skip
     return access
 
 
-def evaluate(people: Iterable[PersonView], policy: CompiledPolicy, at: dt.date) -> DesiredState:
+def evaluate(
+    people: Iterable[PersonView],
+    policy: CompiledPolicy,
+    at: dt.date,
+    requests: Iterable[TimeBoundGrant] = (),
+) -> DesiredState:
     """What every person in ``people`` should hold on ``at``.
 
     ``evaluated_person_ids`` lists everyone passed in — including leavers with nothing
     desired — so the planner knows whose recorded access to revoke.
     """
     people = list(people)
+    by_person: dict[int, list[TimeBoundGrant]] = {}
+    for grant in requests:
+        by_person.setdefault(grant.person_id, []).append(grant)
     managers = manager_index(people)
     accounts: list[DesiredAccount] = []
     grants: list[DesiredGrant] = []
     for person in sorted(people, key=lambda p: p.person_id):
-        access = person_access(person, policy, at)
+        access = person_access(person, policy, at, by_person.get(person.person_id, ()))
         if not access.accounts:
             continue
         attributes = account_attributes(person, at, managers)
-        if attributes is None:  # pragma: no cover - accounts imply an active assignment
+        if attributes is None:  # pragma: no cover - accounts imply an assignment
             continue
         pid = person.person_id
         for target in sorted(access.accounts):
             accounts.append(
-                DesiredAccount(pid, target, attributes, tuple(sorted(access.accounts[target])))
+                DesiredAccount(
+                    pid,
+                    target,
+                    attributes,
+                    tuple(sorted(access.accounts[target])),
+                    enabled=target in access.enabled,
+                )
             )
-        for (target, kind, value), reasons in sorted(access.grants.items()):
-            grants.append(DesiredGrant(pid, target, kind, value, tuple(sorted(reasons))))
+        for key, reasons in sorted(access.grants.items()):
+            target, kind, value = key
+            valid_from, valid_to = access.grant_validity(key)
+            grants.append(
+                DesiredGrant(pid, target, kind, value, tuple(sorted(reasons)), valid_from, valid_to)
+            )
     return DesiredState(
         at=at,
         accounts=tuple(accounts),

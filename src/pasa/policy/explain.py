@@ -3,7 +3,9 @@
 WHY: every desired account and grant with each reason — rule, role, organisation,
 assignment number and position. WHY NOT: for every rule that would grant something on the
 target(s) asked about but did not match, the first condition that failed for each active
-assignment, or that there is no active assignment on the date.
+assignment, or that there is no active assignment on the date. Any date works, past or
+future: lifecycle windows (pre-hire, suspension, handover after a move) and approved
+requests are shown as they stand on that date.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from pasa.domain.grants import Reason
+from collections.abc import Iterable
+
+from pasa.domain.grants import Reason, TimeBoundGrant
 from pasa.domain.model import Assignment, AssignmentStatus, PersonView
 from pasa.policy.evaluate import CompiledPolicy, granting_assignments, person_access
 from pasa.policy.predicates import describe, first_failure
@@ -31,15 +35,19 @@ class ReasonDetail:
     assignment_number: str
     position_number: str | None
     position_title: str | None
+    detail: str = ""
 
     def text(self) -> str:
+        note = f" [{self.detail}]" if self.detail else ""
+        if self.kind == "request":
+            return f"approved request {self.rule} ({self.role}){note}"
         post = ""
         if self.position_number is not None:
             post = f", position {self.position_number} '{self.position_title}'"
         record = f"assignment {self.assignment_number} at {self.organisation}{post}"
         if self.kind == "birthright":
-            return f"birthright (every active assignment): {record}"
-        return f"rule '{self.rule}' -> role '{self.role}': {record}"
+            return f"birthright (every active assignment): {record}{note}"
+        return f"rule '{self.rule}' -> role '{self.role}': {record}{note}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +58,7 @@ class ReasonDetail:
             "assignment_number": self.assignment_number,
             "position_number": self.position_number,
             "position_title": self.position_title,
+            "detail": self.detail,
         }
 
 
@@ -57,6 +66,7 @@ class ReasonDetail:
 class WhyAccount:
     target: str
     reasons: tuple[ReasonDetail, ...]
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +123,8 @@ class Explanation:
         for g in self.grants:
             grants_by_target.setdefault(g.target, []).append(g)
         for account in self.accounts:
-            lines.append(f"  account on {account.target}")
+            state = "" if account.enabled else " (held disabled)"
+            lines.append(f"  account on {account.target}{state}")
             lines.extend(f"    - {r.text()}" for r in account.reasons)
             for g in grants_by_target.get(account.target, []):
                 lines.append(f"    {_KIND_WORDS.get(g.kind, g.kind)} {g.value}")
@@ -146,7 +157,11 @@ class Explanation:
             "target": self.target,
             "notes": list(self.notes),
             "accounts": [
-                {"target": a.target, "reasons": [r.as_dict() for r in a.reasons]}
+                {
+                    "target": a.target,
+                    "enabled": a.enabled,
+                    "reasons": [r.as_dict() for r in a.reasons],
+                }
                 for a in self.accounts
             ],
             "grants": [
@@ -190,21 +205,29 @@ def _detail(reason: Reason, by_number: dict[tuple[str, str], Assignment]) -> Rea
         assignment_number=reason.assignment_number,
         position_number=assignment.position.position_number if assignment else None,
         position_title=assignment.position.title if assignment else None,
+        detail=reason.detail,
     )
 
 
 def explain(
-    person: PersonView, policy: CompiledPolicy, at: dt.date, target: str | None = None
+    person: PersonView,
+    policy: CompiledPolicy,
+    at: dt.date,
+    target: str | None = None,
+    requests: Iterable[TimeBoundGrant] = (),
 ) -> Explanation:
     """Why ``person`` has, and does not have, access on ``at`` (optionally on one target)."""
     by_number = {(a.organisation, a.assignment_number): a for a in person.assignments}
-    access = person_access(person, policy, at)
+    # A superseded version explains handover reasons: same number, the old post.
+    for old in person.previous:
+        by_number.setdefault((old.organisation, old.assignment_number), old)
+    access = person_access(person, policy, at, requests)
 
     def wanted(t: str) -> bool:
         return target is None or t == target
 
     accounts = tuple(
-        WhyAccount(t, tuple(_detail(r, by_number) for r in sorted(reasons)))
+        WhyAccount(t, tuple(_detail(r, by_number) for r in sorted(reasons)), t in access.enabled)
         for t, reasons in sorted(access.accounts.items())
         if wanted(t)
     )
@@ -223,8 +246,19 @@ def explain(
     for a in active:
         if a.status == AssignmentStatus.SUSPENDED:
             notes.append(
-                f"assignment {a.assignment_number} at {a.organisation} is suspended "
-                "and grants nothing"
+                f"assignment {a.assignment_number} at {a.organisation} is suspended: its "
+                "accounts are held disabled and its door zones removed until the return"
+            )
+        elif a.end_date is not None:
+            notes.append(
+                f"assignment {a.assignment_number} at {a.organisation} ends on {a.end_date}; "
+                "its access goes at the end of that day"
+            )
+    for a in person.assignments:
+        if a.start_date > at:
+            notes.append(
+                f"assignment {a.assignment_number} at {a.organisation} starts on "
+                f"{a.start_date} (pre-hire on {at.isoformat()})"
             )
     if target is not None and target not in policy.targets:
         notes.append(f"'{target}' is not a target in the policy")

@@ -6,6 +6,8 @@ fraction of a second, and the same code serves the what-if paths (nothing is wri
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Any
@@ -19,6 +21,7 @@ from pasa.domain.grants import (
     RecordedAccount,
     RecordedGrant,
     RecordedState,
+    TimeBoundGrant,
 )
 from pasa.domain.model import (
     Assignment,
@@ -111,11 +114,86 @@ def _assignment(row: Any) -> Assignment:
     )
 
 
-def iter_people(conn: Connection, person_ids: Iterable[int] | None = None) -> Iterator[PersonView]:
-    """Every person with all their assignments, streamed in person order."""
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _day(value: Any) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _superseded(data: dict[str, Any], valid_to: dt.date) -> Assignment:
+    """An assignment version from its history record, in force until ``valid_to``."""
+    position = Position(
+        organisation=str(data["Org_Code"]),
+        position_number=str(data["Position_Number"]),
+        title=str(data["Position_Title"]),
+        staff_group=str(data["Staff_Group"]),
+        job_role_code=str(data["Job_Role_Code"]),
+        area_of_work=str(data["Area_Of_Work"]),
+        occupation_code=str(data["Occupation_Code"]),
+        grade_code=str(data["Grade_Code"]),
+        department_code=str(data["Department_Code"]),
+        department_name=str(data["Department_Name"]),
+        cost_centre=str(data["Cost_Centre"]),
+        site_code=str(data["Location_Code"]),
+        site_name=str(data["Location_Name"]),
+    )
+    start = _day(data["Assignment_Start_Date"]) or valid_to
+    return Assignment(
+        assignment_number=str(data["Assignment_Number"]),
+        organisation=str(data["Org_Code"]),
+        employee_number=str(data["Employee_Number"]),
+        position=position,
+        category=_CATEGORIES.get(str(data["Assignment_Category"]), AssignmentCategory.PERMANENT),
+        status=_STATUSES.get(str(data["Assignment_Status"]), AssignmentStatus.ACTIVE),
+        primary=data.get("Primary_Assignment") in ("Y", True),
+        start_date=min(start, valid_to),
+        end_date=valid_to,
+        supervisor_assignment_number=_text(data.get("Supervisor_Assignment_Number")),
+        wte=float(data.get("WTE") or 0),
+    )
+
+
+def _previous_versions(
+    conn: Connection, ids: list[int] | None, since: dt.date
+) -> dict[int, list[Assignment]]:
+    """Assignment versions superseded on or after ``since`` (a mover's old posts)."""
+    h, a = s.assignment_history, s.assignment
+    query = (
+        sa.select(a.c.person_id, h.c.valid_to, h.c.data)
+        .select_from(h.join(a, a.c.id == h.c.assignment_id))
+        .where(h.c.valid_to.is_not(None), h.c.valid_to >= since)
+        .order_by(a.c.person_id, h.c.id)
+    )
+    if ids is not None:
+        query = query.where(a.c.person_id.in_(ids))
+    out: dict[int, list[Assignment]] = {}
+    for person_id, valid_to, data in conn.execute(query):
+        record = json.loads(data) if isinstance(data, str | bytes) else data
+        out.setdefault(person_id, []).append(_superseded(record, valid_to))
+    return out
+
+
+def iter_people(
+    conn: Connection,
+    person_ids: Iterable[int] | None = None,
+    *,
+    previous_since: dt.date | None = None,
+) -> Iterator[PersonView]:
+    """Every person with all their assignments, streamed in person order.
+
+    ``previous_since`` also loads assignment versions superseded on or after that date
+    (for handover windows after a move); None loads none.
+    """
     ids = list(person_ids) if person_ids is not None else None
     if ids is not None and not ids:
         return
+    previous = _previous_versions(conn, ids, previous_since) if previous_since else {}
     identifiers: dict[int, list[tuple[str, str]]] = {}
     id_query = sa.select(
         s.person_identifier.c.person_id, s.person_identifier.c.scheme, s.person_identifier.c.value
@@ -137,21 +215,57 @@ def iter_people(conn: Connection, person_ids: Iterable[int] | None = None) -> It
             email=first.email,
             assignments=tuple(_assignment(r) for r in members),
             identifiers=tuple(sorted(identifiers.get(person_id, ()))),
+            previous=tuple(previous.get(person_id, ())),
         )
 
 
-def load_people(conn: Connection, person_ids: Iterable[int] | None = None) -> list[PersonView]:
-    return list(iter_people(conn, person_ids))
+def load_people(
+    conn: Connection,
+    person_ids: Iterable[int] | None = None,
+    *,
+    previous_since: dt.date | None = None,
+) -> list[PersonView]:
+    return list(iter_people(conn, person_ids, previous_since=previous_since))
+
+
+def load_time_bound_grants(
+    conn: Connection, person_ids: Iterable[int] | None = None
+) -> list[TimeBoundGrant]:
+    """Approved, unrevoked time-bound grants (requests), for the planner to honour."""
+    g = s.access_grant
+    query = sa.select(g).where(g.c.status == "active").order_by(g.c.id)
+    if person_ids is not None:
+        query = query.where(g.c.person_id.in_(list(person_ids)))
+    return [
+        TimeBoundGrant(
+            grant_id=r.id,
+            person_id=r.person_id,
+            target=r.target_key,
+            kind=EntitlementKind(r.kind) if r.kind else None,
+            value=r.value,
+            valid_from=r.valid_from,
+            valid_to=r.valid_to,
+            justification=r.justification,
+            approved_by=r.approved_by,
+        )
+        for r in conn.execute(query)
+    ]
 
 
 def load_recorded(conn: Connection, person_ids: Iterable[int] | None = None) -> RecordedState:
     """Accounts and grants PASA has recorded (intended and sent) per target."""
     acc, t, g = s.account, s.target, s.account_grant
     acc_query = sa.select(
-        acc.c.id, acc.c.person_id, t.c.key, acc.c.username, acc.c.status, acc.c.attributes
+        acc.c.id,
+        acc.c.person_id,
+        t.c.key,
+        acc.c.username,
+        acc.c.status,
+        acc.c.attributes,
+        acc.c.status_since,
     ).select_from(acc.join(t, t.c.id == acc.c.target_id))
     grant_query = sa.select(
-        g.c.account_id, acc.c.person_id, t.c.key, g.c.kind, g.c.value
+        g.c.account_id, acc.c.person_id, t.c.key, g.c.kind, g.c.value, g.c.valid_from, g.c.valid_to
     ).select_from(g.join(acc, acc.c.id == g.c.account_id).join(t, t.c.id == acc.c.target_id))
     if person_ids is not None:
         ids = list(person_ids)
@@ -165,6 +279,7 @@ def load_recorded(conn: Connection, person_ids: Iterable[int] | None = None) -> 
             username=r.username,
             status=AccountStatus(r.status),
             attributes=dict(r.attributes or {}),
+            status_since=r.status_since,
         )
         for r in conn.execute(acc_query)
     )
@@ -175,6 +290,8 @@ def load_recorded(conn: Connection, person_ids: Iterable[int] | None = None) -> 
             target=r.key,
             kind=EntitlementKind(r.kind),
             value=r.value,
+            valid_from=r.valid_from,
+            valid_to=r.valid_to,
         )
         for r in conn.execute(grant_query)
     )

@@ -107,9 +107,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_credential_handover_account_id"), "credential_handover", ["account_id"]
     )
-    op.create_index(
-        op.f("ix_credential_handover_person_id"), "credential_handover", ["person_id"]
-    )
+    op.create_index(op.f("ix_credential_handover_person_id"), "credential_handover", ["person_id"])
     op.create_table(
         "rotation_batch",
         sa.Column("id", sa.Integer(), nullable=False),
