@@ -6,42 +6,10 @@ HR extract → identities → policy → plan → apply → targets → explain 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-PASA = str(Path(sys.executable).with_name("pasa"))
-AS_OF = "2026-11-24"
-
-
-def run(cwd: Path, db_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PASA_DATABASE_URL": db_url,
-        "PASA_ACTOR": "test-operator",
-        "COLUMNS": "200",
-    }
-    result = subprocess.run(
-        [PASA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-    if ok:
-        assert result.returncode == 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "policy.yaml").write_text(
-        (REPO / "examples" / "policy.yaml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    return tmp_path
+from cli_helpers import AS_OF, run
 
 
 def test_core_loop_end_to_end(workdir: Path, db_url: str) -> None:
