@@ -25,9 +25,11 @@ from door_simulator import (
     free_port,
     start_door_simulator,
 )
+from sqlalchemy.engine import Engine
 
 from pasa.connectors import build_connector
 from pasa.connectors.base import (
+    ALL_CAPABILITIES,
     Capability,
     ConflictError,
     Connector,
@@ -38,6 +40,10 @@ from pasa.connectors.base import (
 from pasa.connectors.doors import DoorConnector, DoorSettings, door_validity
 from pasa.connectors.kit import ConnectorContract, sample_attributes
 from pasa.domain.errors import ConfigurationError
+from pasa.domain.operations import OperationKind, PlannedOperation
+from pasa.engine import ledger
+from pasa.engine.worker import run_pending
+from pasa.store.schema import person, target
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +144,70 @@ class TestDoorConnector(ConnectorContract):
 
 
 def test_declares_every_capability(clean: DoorSimulator) -> None:
-    assert _connector(clean).capabilities == frozenset(Capability)
+    assert _connector(clean).capabilities == ALL_CAPABILITIES | {Capability.VALIDITY_DATES}
+    assert Capability.VALIDITY_DATES in _connector(clean).capabilities
+
+
+def test_worker_sends_a_dated_door_zone_and_a_new_date_updates_it(
+    clean: DoorSimulator, engine: Engine
+) -> None:
+    """A membership operation's valid_from / valid_to arrive in the door system."""
+    at = datetime(2026, 8, 5, 7, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            target.insert().values(
+                key="estates-doors",
+                name="Doors",
+                connector="door_system",
+                settings={},
+                username_template="{employee_number}",
+            )
+        )
+        conn.execute(
+            person.insert().values(
+                id=1,
+                uid="00000000-0000-0000-0000-000000000001",
+                first_name="Jane",
+                last_name="Smith",
+                created_at=at,
+                updated_at=at,
+            )
+        )
+
+    def _record(plan_id: str, *ops: PlannedOperation) -> None:
+        with engine.begin() as conn:
+            ledger.record_plan(conn, ops, plan_id=plan_id, actor="tester", now=at)
+
+    def _zone(**dates: str) -> PlannedOperation:
+        payload = {"kind": "door_zone", "value": "theatres", **dates}
+        return PlannedOperation(OperationKind.ADD_MEMBERSHIP, 1, "estates-doors", "jsmith", payload)
+
+    create = PlannedOperation(
+        OperationKind.CREATE_ACCOUNT,
+        1,
+        "estates-doors",
+        "jsmith",
+        {"attributes": sample_attributes()},
+    )
+    _record("p1", create, _zone(valid_from="2026-09-01"))
+    connector = _connector(clean)
+    report = run_pending(engine, {"estates-doors": connector}, now=lambda: at)
+    assert (report.succeeded, report.parked, report.retried) == (2, 0, 0)
+    remote = connector.read("jsmith")
+    assert remote is not None
+    (entry,) = _holder(clean, remote.external_id)["accessGroups"]
+    assert entry["accessGroup"]["name"] == "theatres"
+    assert (entry["from"], entry["until"]) == ("2026-09-01T00:00:00+00:00", None)
+
+    # Re-adding the membership with new dates updates them: one entry, never two.
+    _record("p2", _zone(valid_from="2026-09-01", valid_to="2027-03-31"))
+    assert run_pending(engine, {"estates-doors": connector}, now=lambda: at).succeeded == 1
+    (entry,) = _holder(clean, remote.external_id)["accessGroups"]
+    assert (entry["from"], entry["until"]) == (
+        "2026-09-01T00:00:00+00:00",
+        "2027-03-31T00:00:00+00:00",
+    )
+    connector.close()
 
 
 def test_attributes_land_in_the_cardholder(clean: DoorSimulator) -> None:
@@ -172,19 +241,15 @@ def test_door_zone_validity_is_stored_and_updated(clean: DoorSimulator) -> None:
     connector = _connector(clean)
     external_id = connector.create("jsmith", sample_attributes())
     start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    connector.add_member(
-        "jsmith", "door_zone", "theatres", valid_from=start, valid_until="2027-03-31"
-    )
+    connector.add_member("jsmith", "door_zone", "theatres", valid_from=start, valid_to="2027-03-31")
     connector.add_member("jsmith", "door_zone", "wards")
     entries = {e["accessGroup"]["name"]: e for e in _holder(clean, external_id)["accessGroups"]}
     assert entries["theatres"]["from"] == "2026-12-01T08:00:00+00:00"
     assert entries["theatres"]["until"] == "2027-03-31T00:00:00+00:00"
     assert entries["wards"]["from"] is None and entries["wards"]["until"] is None
     # same validity again: nothing changes; new validity: the entry is updated, not doubled
-    connector.add_member(
-        "jsmith", "door_zone", "theatres", valid_from=start, valid_until="2027-03-31"
-    )
-    connector.add_member("jsmith", "door_zone", "theatres", valid_until=date(2027, 6, 30))
+    connector.add_member("jsmith", "door_zone", "theatres", valid_from=start, valid_to="2027-03-31")
+    connector.add_member("jsmith", "door_zone", "theatres", valid_to=date(2027, 6, 30))
     groups = _holder(clean, external_id)["accessGroups"]
     theatres = [e for e in groups if e["accessGroup"]["name"] == "theatres"]
     assert len(theatres) == 1
@@ -199,9 +264,9 @@ def test_door_validity_from_payload() -> None:
         None,
     )
     with pytest.raises(PermanentError, match="before it starts"):
-        door_validity({"valid_from": "2026-02-01", "valid_until": "2026-01-01"})
+        door_validity({"valid_from": "2026-02-01", "valid_to": "2026-01-01"})
     with pytest.raises(PermanentError, match="ISO 8601"):
-        door_validity({"valid_until": "next Tuesday"})
+        door_validity({"valid_until": "next Tuesday"})  # older name of valid_to
 
 
 def test_unknown_zone_is_permanent_naming_it_and_the_known_ones(clean: DoorSimulator) -> None:
@@ -353,3 +418,8 @@ def test_registry_builds_door_system(clean: DoorSimulator, monkeypatch: pytest.M
         )
     with pytest.raises(ConfigurationError, match="unknown setting"):
         build_connector("estates", "door_system", {"base_url": "http://x", "api_key": "x"})
+    # PASA's own pacing setting never reaches the connector, but a bad value is refused.
+    paced = {"base_url": clean.base_url, "api_key_env": API_KEY_ENV, "rate_per_minute": 20}
+    assert isinstance(build_connector("estates", "door_system", paced), DoorConnector)
+    with pytest.raises(ConfigurationError, match="rate_per_minute"):
+        build_connector("estates", "door_system", {**paced, "rate_per_minute": 0})

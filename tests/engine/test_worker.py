@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,6 +31,7 @@ from pasa.connectors.manual import (
 )
 from pasa.connectors.memory import MemoryConnector
 from pasa.connectors.sqltable import SqlTableConnector, SqlTableSettings
+from pasa.domain.errors import ConfigurationError
 from pasa.domain.operations import OperationKind
 from pasa.engine import ledger
 from pasa.engine.worker import run_pending
@@ -408,3 +412,184 @@ def test_target_table_in_the_same_database_as_pasa(
         app.memberships.drop(app.engine, checkfirst=True)
         app.users.drop(app.engine, checkfirst=True)
         app.close()
+
+
+def _usernames(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(account.c.username)).scalars())
+
+
+def test_rename_renames_in_the_target_and_records_the_new_username(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    record(joiner(1, "ad", "jsmith", ["staff"]))
+    ad = MemoryConnector("ad")
+    run_pending(engine, {"ad": ad}, now=clock)
+    # A change of name: rename first, later operations of the plan carry the new name.
+    record(
+        [
+            op(OperationKind.RENAME, 1, "ad", "jsmith", new_username="jjones"),
+            op(OperationKind.ADD_MEMBERSHIP, 1, "ad", "jjones", kind="group", value="wards"),
+        ]
+    )
+    report = run_pending(engine, {"ad": ad}, now=clock)
+    assert (report.succeeded, report.parked, report.retried) == (2, 0, 0)
+    assert ad.read("jsmith") is None
+    remote = ad.read("jjones")
+    assert remote is not None and remote.memberships == {("group", "staff"), ("group", "wards")}
+    assert _usernames(engine) == ["jjones"]
+    sent = [c for c in ad.calls if c[0] != "read"]
+    assert sent[-2:] == [("rename", "jsmith"), ("add_member", "jjones")]
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(audit_log.c.details)
+            .where(audit_log.c.action == "operation.succeeded")
+            .order_by(audit_log.c.seq.desc())
+            .offset(1)
+            .limit(1)
+        ).scalar_one()
+        assert audit.verify(conn).ok
+    assert (row["kind"], row["username"], row["new_username"]) == ("rename", "jsmith", "jjones")
+
+
+def test_rename_needs_the_capability_and_parks_with_a_sentence(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    record(joiner(1, "ad", "jsmith", []))
+    ad = MemoryConnector("ad", capabilities=frozenset(Capability) - {Capability.RENAME})
+    run_pending(engine, {"ad": ad}, now=clock)
+    record([op(OperationKind.RENAME, 1, "ad", "jsmith", new_username="jjones")])
+    report = run_pending(engine, {"ad": ad}, now=clock)
+    assert report.parked == 1
+    assert "cannot do 'rename'" in (_ops(engine, "ad")[-1].last_error or "")
+    assert ad.read("jsmith") is not None and ad.read("jjones") is None
+
+
+def test_operations_recorded_before_a_rename_use_the_old_name(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    """The recorded username is the intent (already the new name); the target is not."""
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    record(joiner(1, "ad", "jsmith", ["staff"]))  # not yet sent when the rename is planned
+    record(
+        [
+            op(OperationKind.RENAME, 1, "ad", "jsmith", new_username="jjones"),
+            op(OperationKind.ADD_MEMBERSHIP, 1, "ad", "jjones", kind="group", value="wards"),
+        ]
+    )
+    ad = MemoryConnector("ad")
+    report = run_pending(engine, {"ad": ad}, now=clock)
+    assert (report.succeeded, report.parked, report.retried) == (4, 0, 0)
+    assert [c for c in ad.calls if c[0] != "read"] == [
+        ("create", "jsmith"),
+        ("add_member", "jsmith"),
+        ("rename", "jsmith"),
+        ("add_member", "jjones"),
+    ]
+    remote = ad.read("jjones")
+    assert remote is not None and remote.memberships == {("group", "staff"), ("group", "wards")}
+    assert _usernames(engine) == ["jjones"]
+
+
+def test_create_with_enabled_false_pre_provisions_a_disabled_account(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_people(engine, 1)
+    create, add = joiner(1, "ad", "starter", ["staff"])
+    disabled = dataclasses.replace(create, payload={**create.payload, "enabled": False})
+    record([disabled, add])
+    ad = MemoryConnector("ad")
+    assert run_pending(engine, {"ad": ad}, now=clock).succeeded == 2
+    remote = ad.read("starter")
+    assert remote is not None and not remote.enabled
+    assert remote.memberships == {("group", "staff")}
+    assert [m for m, _ in ad.calls if m != "read"] == ["create", "disable", "add_member"]
+
+
+class _DatedMemory(MemoryConnector):
+    """A memory connector that stores membership validity dates."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.validity: dict[tuple[str, str, str], tuple[object, object]] = {}
+
+    def add_member(self, username: str, kind: str, value: str, **dates: object) -> None:
+        super().add_member(username, kind, value)
+        self.validity[(username, kind, value)] = (dates.get("valid_from"), dates.get("valid_to"))
+
+
+def test_validity_dates_reach_only_connectors_that_declare_them(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "doors")
+    add_target(engine, "plain")
+    add_people(engine, 1)
+    dated = {"kind": "door_zone", "value": "wards", "valid_from": "2026-09-01"}
+    for tkey in ("doors", "plain"):
+        (create,) = joiner(1, tkey, "u1", [])
+        record([create, op(OperationKind.ADD_MEMBERSHIP, 1, tkey, "u1", **dated)])
+    doors = _DatedMemory("doors")
+    doors.capabilities = doors.capabilities | {Capability.VALIDITY_DATES}
+    plain = _DatedMemory("plain")
+    assert Capability.VALIDITY_DATES not in plain.capabilities
+    assert run_pending(engine, {"doors": doors, "plain": plain}, now=clock).succeeded == 4
+    assert doors.validity == {("u1", "door_zone", "wards"): (date(2026, 9, 1), None)}
+    assert plain.validity == {("u1", "door_zone", "wards"): (None, None)}
+
+
+class _Sleeps:
+    """A fake ``sleep`` that records each wait and moves the fake clock on by it."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds=seconds)
+
+
+def test_rate_per_minute_paces_one_target_and_drains_it_in_one_run(
+    engine: Engine, record: RecordFn, clock: FakeClock
+) -> None:
+    add_target(engine, "ad")
+    add_target(engine, "slow", settings={"rate_per_minute": 30})
+    add_people(engine, 3)
+    record([o for p in (1, 2, 3) for tkey in ("ad", "slow") for o in joiner(p, tkey, f"u{p}")])
+    ad, slow = MemoryConnector("ad"), MemoryConnector("slow")
+    sleeps = _Sleeps(clock)
+    sent_at: list[float] = []
+    start = clock()
+    real_create = slow.create
+
+    def timed_create(username: str, attributes: Any) -> str:
+        sent_at.append((clock() - start).total_seconds())
+        return real_create(username, attributes)
+
+    slow.create = timed_create  # type: ignore[method-assign]
+    report = run_pending(engine, {"ad": ad, "slow": slow}, now=clock, sleep=sleeps)
+
+    # Everything is sent in this one run; the unpaced target never waits.
+    assert report.succeeded == 12 and report.deferred == 0
+    assert len(list(slow.list())) == 3
+    # 6 operations at 30 a minute: one every 2 seconds, so 5 waits of 2 seconds.
+    assert sleeps.waits == [2.0] * 5
+    assert report.by_target["slow"].waited == 10.0
+    assert report.by_target["ad"].waited == 0.0
+    assert report.waited == {"slow": 10.0}
+    assert "slow waited 10.0s" in str(report)
+    assert sent_at == [0.0, 4.0, 8.0]  # each create follows its account's membership
+
+
+def test_a_bad_rate_per_minute_is_refused(engine: Engine, record: RecordFn) -> None:
+    add_target(engine, "slow", settings={"rate_per_minute": "lots"})
+    add_people(engine, 1)
+    record(joiner(1, "slow", "u1"))
+    with pytest.raises(ConfigurationError, match="rate_per_minute"):
+        run_pending(engine, {"slow": MemoryConnector("slow")})

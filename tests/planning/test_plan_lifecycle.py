@@ -69,16 +69,18 @@ def test_joiner_mover_leaver() -> None:
     )
 
     moved, state = step(state, MOVE)
-    # the rotation only changes what the ED post alone justified; PACS is new
-    assert values(moved, OperationKind.REMOVE_MEMBERSHIP) == {
-        "ED-Tracking-Board",
-        "emergency-department",
-    }
+    # the rotation only changes what the ED post alone justified; PACS is new. The EPR keeps
+    # the old clinical role for its 7-day handover; the door zone goes on the day.
+    assert values(moved, OperationKind.REMOVE_MEMBERSHIP) == {"emergency-department"}
     assert values(moved, OperationKind.ADD_MEMBERSHIP) == {"Radiologist", "radiology"}
     assert values(moved, OperationKind.CREATE_ACCOUNT) == {"pacs"}
     assert not values(moved, OperationKind.DISABLE)
     kinds = [op.kind for op in moved.operations if op.target == "doors"]
     assert kinds.index(OperationKind.ADD_MEMBERSHIP) < kinds.index(OperationKind.REMOVE_MEMBERSHIP)
+    kept, state = step(state, MOVE + dt.timedelta(days=6))  # old post ended MOVE - 1
+    assert kept.is_empty, "still within the EPR handover window"
+    handed_over, state = step(state, MOVE + dt.timedelta(days=7))
+    assert values(handed_over, OperationKind.REMOVE_MEMBERSHIP) == {"ED-Tracking-Board"}
 
     left, state = step(state, LEAVE + dt.timedelta(days=1))
     assert values(left, OperationKind.DISABLE) == {"ad", "epr", "doors", "pacs"}

@@ -205,9 +205,7 @@ def test_every_grant_has_reasons_that_really_match(folks: list[PersonView], day:
                 a.is_active_on(day) and a.status != AssignmentStatus.SUSPENDED
                 for a in p.assignments
             ):
-                assert not [
-                    a for a in state.accounts if a.person_id == p.person_id and a.enabled
-                ]
+                assert not [a for a in state.accounts if a.person_id == p.person_id and a.enabled]
         assert state.evaluated_person_ids == {p.person_id for p in folks}
 
 

@@ -22,6 +22,7 @@ is for a person to carry out, so the operation becomes a manual task.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,9 +48,18 @@ class Capability(StrEnum):
     MEMBERSHIPS = "memberships"
     READ = "read"
     LIST = "list"
+    # Memberships may carry validity dates (``valid_from`` / ``valid_to`` of ``add_member``).
+    VALIDITY_DATES = "validity_dates"
+    # ``set_password``: the target accepts a password PASA sets (day-one credential handover).
+    SET_PASSWORD = "set_password"  # noqa: S105 - a capability name, not a password
 
 
-ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
+# What every full connector offers. The optional capabilities are declared only by connectors
+# that really honour them, so the worker never sends dates or passwords into a void.
+OPTIONAL_CAPABILITIES: frozenset[Capability] = frozenset(
+    {Capability.VALIDITY_DATES, Capability.SET_PASSWORD}
+)
+ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability) - OPTIONAL_CAPABILITIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +209,21 @@ class Connector(ABC):
         """Delete the account and its memberships; succeeds if already absent."""
 
     @abstractmethod
-    def add_member(self, username: str, kind: str, value: str) -> None:
-        """Give the account a membership; NotFoundError if the account is absent."""
+    def add_member(
+        self,
+        username: str,
+        kind: str,
+        value: str,
+        *,
+        valid_from: dt.date | None = None,
+        valid_to: dt.date | None = None,
+    ) -> None:
+        """Give the account a membership; NotFoundError if the account is absent.
+
+        ``valid_from`` / ``valid_to`` are only passed to connectors declaring
+        :attr:`Capability.VALIDITY_DATES`; others may ignore them. Re-adding an existing
+        membership with other dates updates the dates.
+        """
 
     @abstractmethod
     def remove_member(self, username: str, kind: str, value: str) -> None:
@@ -213,6 +236,13 @@ class Connector(ABC):
     @abstractmethod
     def list(self) -> Iterator[RemoteAccount]:
         """Every account in the target (for reconciliation)."""
+
+    def set_password(self, username: str, password: str) -> None:
+        """Set the account's password (optional capability); NotFoundError if absent.
+
+        Implementations never log, store in clear or echo ``password`` in an error.
+        """
+        raise PermanentError(f"{type(self).__name__} cannot set passwords in this target")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; default does nothing."""

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from pasa.connectors.base import (
+    ALL_CAPABILITIES,
     OWNER_ATTRIBUTE,
     Attributes,
-    Capability,
     ConflictError,
     Connector,
     Membership,
@@ -95,7 +95,7 @@ def _text(value: Any) -> str:
 class CsvFileConnector(Connector):
     """Accounts kept as rows of one CSV export, rewritten atomically on every change."""
 
-    capabilities = frozenset(Capability)
+    capabilities = ALL_CAPABILITIES
 
     def __init__(self, settings: CsvFileSettings, *, name: str = "csv") -> None:
         self.settings = settings
@@ -367,7 +367,7 @@ class CsvFileConnector(Connector):
 
         self._change("delete", username, apply)
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         if not kind or ":" in kind or ";" in kind or ";" in value:
             raise PermanentError(
                 f"{self.name}: membership {kind}:{value} cannot be exported "

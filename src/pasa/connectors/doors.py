@@ -18,8 +18,10 @@ Memberships
     setting (PASA zone → access-group name). Access groups are a fixed catalogue owned by
     estates; PASA never creates them, and an unknown zone is a :class:`PermanentError`
     naming the zone and the known ones. An access-group membership may carry validity
-    (``from`` / ``until``): ``add_member(..., valid_from=, valid_until=)``, see
-    :func:`door_validity`; the default is open-ended.
+    (``from`` / ``until``): ``add_member(..., valid_from=, valid_to=)`` (the connector
+    declares :attr:`Capability.VALIDITY_DATES`, so the worker passes a membership
+    operation's ``valid_from`` / ``valid_to``), see :func:`door_validity`; the default is
+    open-ended. Re-adding a membership with other dates updates them (one entry, never two).
 Errors
     connection refused, timeouts, 5xx → :class:`TransientError` (429 and 503 carry
     ``Retry-After`` as ``retry_after``); 401 / 403 → :class:`PermanentError` naming the
@@ -38,6 +40,7 @@ from typing import Any, Final
 import httpx
 
 from pasa.connectors.base import (
+    ALL_CAPABILITIES,
     Attributes,
     Capability,
     ConflictError,
@@ -110,9 +113,10 @@ def validity_time(value: Validity) -> str | None:
 
 
 def door_validity(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """``(from, until)`` of a membership payload's optional ``valid_from`` / ``valid_until``."""
+    """``(from, until)`` of a membership payload's optional ``valid_from`` / ``valid_to``
+    (``valid_until`` is accepted for ``valid_to``)."""
     valid_from = validity_time(payload.get("valid_from"))
-    valid_until = validity_time(payload.get("valid_until"))
+    valid_until = validity_time(payload.get("valid_to", payload.get("valid_until")))
     if (
         valid_from
         and valid_until
@@ -136,7 +140,7 @@ def _same_time(a: Any, b: str | None) -> bool:
 class DoorConnector(Connector):
     """One door access control system (cardholders, access groups)."""
 
-    capabilities = frozenset(Capability)
+    capabilities = ALL_CAPABILITIES | {Capability.VALIDITY_DATES}
 
     def __init__(self, settings: DoorSettings, *, name: str = "doors") -> None:
         if settings.page_size < 1:
@@ -415,9 +419,9 @@ class DoorConnector(Connector):
         value: str,
         *,
         valid_from: Validity = None,
-        valid_until: Validity = None,
+        valid_to: Validity = None,
     ) -> None:
-        start, end = door_validity({"valid_from": valid_from, "valid_until": valid_until})
+        start, end = door_validity({"valid_from": valid_from, "valid_to": valid_to})
         group_href = self._group_href(kind, value)
         holder = self._need(username)
         entry = self._entry_for(holder, group_href)

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal, TypeVar
 from ldap3 import (
     AUTO_BIND_NONE,
     BASE,
+    HASHED_SALTED_SHA,
     MODIFY_ADD,
     MODIFY_DELETE,
     MODIFY_REPLACE,
@@ -56,8 +57,10 @@ from ldap3.core.exceptions import (
 )
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
+from ldap3.utils.hashed import hashed
 
 from pasa.connectors.base import (
+    ALL_CAPABILITIES,
     Attributes,
     Capability,
     ConflictError,
@@ -291,7 +294,7 @@ class _Entry:
 
 
 class LdapConnector(Connector):
-    capabilities = frozenset(Capability)
+    capabilities = ALL_CAPABILITIES | {Capability.SET_PASSWORD}
 
     def __init__(self, settings: LdapSettings, *, name: str = "ldap") -> None:
         self.settings = settings
@@ -611,6 +614,24 @@ class LdapConnector(Connector):
 
         self._run(action)
 
+    def set_password(self, username: str, password: str) -> None:
+        """OpenLDAP: replace ``userPassword`` with a salted SHA (``{SSHA}``) of the password,
+        which slapd checks on bind. Active Directory ignores ``userPassword``: it needs
+        ``unicodePwd`` (the quoted password in UTF-16-LE), and only over LDAPS or StartTLS —
+        without TLS this raises :class:`PermanentError` rather than send it in clear.
+        """
+        if self.settings.flavour == "ad":
+            values = password_values(password, "ad", tls=self.settings.tls)
+        else:
+            values = {"userPassword": hashed(HASHED_SALTED_SHA, password)}
+
+        def action(conn: Any) -> None:
+            entry = self._get(conn, username)
+            changes = {attr: [(MODIFY_REPLACE, [value])] for attr, value in values.items()}
+            self._modify(conn, entry.dn, changes)
+
+        self._run(action)
+
     def rename(self, username: str, new_username: str) -> None:
         flavour = self.settings.flavour
 
@@ -691,7 +712,7 @@ class LdapConnector(Connector):
 
         self._run(action)
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         cn = group_name(kind, value)
         group_dn = self._group_dn(cn)
 

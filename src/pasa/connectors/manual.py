@@ -79,7 +79,7 @@ class ManualConnector(Connector):
     def delete(self, username: str) -> None:
         raise self._signal()
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         raise self._signal()
 
     def remove_member(self, username: str, kind: str, value: str) -> None:

@@ -7,7 +7,10 @@ Used by tests, the property tests and ``pasa demo``. It records every call it re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ class _Account:
     enabled: bool
     attributes: dict[str, Any]
     memberships: set[Membership] = field(default_factory=set)
+    # "scrypt$<salt hex>$<hash hex>" once a password was set; never the password itself.
+    password_hash: str | None = None
 
 
 class MemoryConnector(Connector):
@@ -41,7 +46,7 @@ class MemoryConnector(Connector):
         self,
         name: str = "memory",
         *,
-        capabilities: frozenset[Capability] = ALL_CAPABILITIES,
+        capabilities: frozenset[Capability] = ALL_CAPABILITIES | {Capability.SET_PASSWORD},
     ) -> None:
         self.name = name
         self.capabilities = capabilities
@@ -122,7 +127,7 @@ class MemoryConnector(Connector):
             self._enter("delete", username)
             self._accounts.pop(username, None)
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         with self._lock:
             self._enter("add_member", username)
             self._get(username).memberships.add((kind, value))
@@ -146,6 +151,22 @@ class MemoryConnector(Connector):
             snapshot = [self._remote(u, a) for u, a in sorted(self._accounts.items())]
         return iter(snapshot)
 
+    def set_password(self, username: str, password: str) -> None:
+        with self._lock:
+            self._enter("set_password", username)
+            salt = os.urandom(16)
+            digest = _scrypt(password, salt)
+            self._get(username).password_hash = f"scrypt${salt.hex()}${digest.hex()}"
+
+    def check_password(self, username: str, password: str) -> bool:
+        """True when ``password`` is the one last set (for tests; not part of the protocol)."""
+        with self._lock:
+            account = self._accounts.get(username)
+            if account is None or account.password_hash is None:
+                return False
+            _, salt, digest = account.password_hash.split("$")
+            return hmac.compare_digest(_scrypt(password, bytes.fromhex(salt)).hex(), digest)
+
     @staticmethod
     def _remote(username: str, account: _Account) -> RemoteAccount:
         return RemoteAccount(
@@ -155,3 +176,7 @@ class MemoryConnector(Connector):
             attributes=dict(account.attributes),
             memberships=frozenset(account.memberships),
         )
+
+
+def _scrypt(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)

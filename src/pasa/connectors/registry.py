@@ -36,7 +36,30 @@ def kinds() -> tuple[str, ...]:
 
 
 # Target settings PASA itself reads (not the connector): stripped before the factory sees them.
-PLATFORM_SETTINGS: frozenset[str] = frozenset({"reconcile"})
+# ``rate_per_minute``: the worker never sends more operations than this to the target per
+# minute (see :func:`rate_per_minute` and ``docs/operations.md``).
+PLATFORM_SETTINGS: frozenset[str] = frozenset({"reconcile", "rate_per_minute"})
+
+
+def rate_per_minute(target_key: str, settings: Mapping[str, Any]) -> float | None:
+    """A target's ``rate_per_minute`` pacing setting (``None``: unpaced), checked."""
+    value = settings.get("rate_per_minute")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigurationError(
+            f"target '{target_key}': rate_per_minute must be a number of operations per minute"
+        )
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"target '{target_key}': rate_per_minute must be a number of operations per "
+            f"minute, not '{value}'"
+        ) from None
+    if not rate > 0 or rate == float("inf"):
+        raise ConfigurationError(f"target '{target_key}': rate_per_minute must be more than zero")
+    return rate
 
 
 def connector_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,6 +68,7 @@ def connector_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_connector(target_key: str, connector_kind: str, settings: Mapping[str, Any]) -> Connector:
+    rate_per_minute(target_key, settings)  # a bad pacing setting fails at start-up too
     settings = connector_settings(settings)
     factory = _FACTORIES.get(connector_kind)
     if factory is None:

@@ -61,8 +61,8 @@ from scim2_models import (
 )
 
 from pasa.connectors.base import (
+    ALL_CAPABILITIES,
     Attributes,
-    Capability,
     ConflictError,
     Connector,
     Membership,
@@ -163,7 +163,7 @@ class _HttpxEngine(BaseSyncSCIMClient):
 class ScimConnector(Connector):
     """One SCIM 2.0 service provider."""
 
-    capabilities = frozenset(Capability)
+    capabilities = ALL_CAPABILITIES
 
     def __init__(self, settings: ScimSettings, *, name: str = "scim") -> None:
         if settings.page_size < 1:
@@ -509,7 +509,7 @@ class ScimConnector(Connector):
         if isinstance(result, Error) and str(result.status) != "404":
             raise self._scim_error(result.status, result.scim_type, result.detail)
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         display_name = group_name(kind, value)
         user_id = str(self._need_user(username).id)
         group = self._find(Group, "displayName", display_name)

@@ -10,6 +10,11 @@ connector maintains two tables there:
 ``user_memberships`` (name configurable)
     ``(username, kind, value)``, unique.
 
+Passwords (``set_password``, day-one credential handover) go to a ``password_hash`` column
+(mappable like the others) when the application's table has one, as
+``pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`` (the Django/passlib format); PASA never
+adds that column itself.
+
 Column names can be mapped to the application's own (``columns={"username": "login"}``).
 Each call runs in its own short transaction. Database errors are mapped onto the connector
 contract: a refused or locked connection is a :class:`TransientError`; anything else the
@@ -18,6 +23,9 @@ database rejects is a :class:`PermanentError` with the database's sentence.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pasa.connectors.base import (
+    ALL_CAPABILITIES,
     Attributes,
     Capability,
     ConflictError,
@@ -65,7 +74,7 @@ def _engine_for(url: str) -> Engine:
 
 
 class SqlTableConnector(Connector):
-    capabilities = frozenset(Capability)
+    capabilities = ALL_CAPABILITIES | {Capability.SET_PASSWORD}
 
     def __init__(self, settings: SqlTableSettings, *, name: str = "sql_table") -> None:
         self.settings = settings
@@ -260,7 +269,7 @@ class SqlTableConnector(Connector):
             conn.execute(self.memberships.delete().where(self._m("username") == username))
             conn.execute(self.users.delete().where(self._u("username") == username))
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         where = sa.and_(
             self._m("username") == username, self._m("kind") == kind, self._m("value") == value
         )
@@ -319,8 +328,47 @@ class SqlTableConnector(Connector):
                 yield self._remote(row, members.get(name, set()))
             after = names[-1]
 
+    def set_password(self, username: str, password: str) -> None:
+        column = self.settings.columns.get("password_hash", "password_hash")
+        with self._tx() as conn:
+            present = {c["name"] for c in sa.inspect(conn).get_columns(self.settings.table)}
+            if column not in present:
+                raise PermanentError(
+                    f"{self.name}: table {self.settings.table} has no {column} column, so PASA "
+                    f"cannot set passwords there; add one (ALTER TABLE {self.settings.table} "
+                    f"ADD COLUMN {column} VARCHAR(255)) or map an existing column with "
+                    "columns: {password_hash: <column>}"
+                )
+            self._require(conn, username)
+            table = sa.table(
+                self.settings.table, sa.column(self._col["username"]), sa.column(column)
+            )
+            conn.execute(
+                table.update()
+                .where(table.c[self._col["username"]] == username)
+                .values({column: pbkdf2_hash(password)})
+            )
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+PBKDF2_ITERATIONS = 600_000
+
+
+def pbkdf2_hash(password: str, *, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """``pbkdf2_sha256$iterations$salt$base64(hash)``, as Django and passlib store it."""
+    salt = secrets.token_urlsafe(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode(), iterations)
+    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode('ascii')}"
+
+
+def pbkdf2_verify(password: str, stored: str) -> bool:
+    algorithm, iterations, salt, encoded = stored.split("$", 3)
+    if algorithm != "pbkdf2_sha256":
+        return False
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode(), int(iterations))
+    return secrets.compare_digest(base64.b64encode(digest).decode("ascii"), encoded)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -502,7 +502,7 @@ class WebhookConnector(Connector):
     def delete(self, username: str) -> None:
         self._simple("delete", username, {"username": username}, absent_ok=True)
 
-    def add_member(self, username: str, kind: str, value: str) -> None:
+    def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         context = {"username": username, "kind": kind, "value": value}
         self._simple("add_member", username, context, absent_ok=False)
 

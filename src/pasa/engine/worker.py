@@ -18,12 +18,19 @@ Rules (each one is a test in ``tests/engine/test_worker.py``):
   operation in hand, which is re-sent (connectors are idempotent).
 * Safe to run concurrently on PostgreSQL: each operation is claimed with
   ``SELECT ... FOR UPDATE SKIP LOCKED`` and re-checked inside the claiming transaction.
+* Pacing: a target whose settings carry ``rate_per_minute`` gets at most that many operations
+  per minute (a token bucket per target, one token every ``60 / rate`` seconds, driven by the
+  injectable ``now`` and ``sleep``). The worker waits for a token rather than skipping, so
+  one run still drains the target, slowly; the wait is reported per target.
+* A ``rename`` that succeeds changes the account's recorded username in the same
+  transaction as the success record; later operations of that account use the new name.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,12 +44,14 @@ from pasa.connectors.base import (
     Connector,
     ConnectorError,
     ManualFulfilment,
+    PermanentError,
     TransientError,
     create_attributes,
     membership_of,
     update_changes,
 )
 from pasa.connectors.manual import describe_task
+from pasa.connectors.registry import rate_per_minute
 from pasa.domain.operations import OperationKind, OperationStatus
 from pasa.engine.ledger import OPEN_STATUSES
 from pasa.store.schema import account, manual_task, operation, target
@@ -52,6 +61,7 @@ _PAGE = 1000
 
 _NEEDS: dict[OperationKind, Capability] = {
     OperationKind.CREATE_ACCOUNT: Capability.CREATE,
+    OperationKind.RENAME: Capability.RENAME,
     OperationKind.UPDATE_ATTRIBUTES: Capability.UPDATE,
     OperationKind.ENABLE: Capability.ENABLE_DISABLE,
     OperationKind.DISABLE: Capability.ENABLE_DISABLE,
@@ -67,6 +77,8 @@ class TargetReport:
     waiting_manual: int = 0
     retried: int = 0
     parked: int = 0
+    # Seconds spent waiting for the target's rate limit (``rate_per_minute``).
+    waited: float = 0.0
 
 
 @dataclass
@@ -90,6 +102,11 @@ class WorkerReport:
     def executed(self) -> int:
         return self.succeeded + self.waiting_manual + self.retried + self.parked
 
+    @property
+    def waited(self) -> dict[str, float]:
+        """Seconds spent waiting for each paced target's rate limit (paced targets only)."""
+        return {key: t.waited for key, t in self.by_target.items() if t.waited > 0}
+
     def __str__(self) -> str:
         parts = [f"{self.succeeded:,} succeeded"]
         for count, words in (
@@ -106,6 +123,11 @@ class WorkerReport:
             parts.append("failing targets left alone: " + ", ".join(self.circuit_open_targets))
         if self.unconfigured_targets:
             parts.append("targets without a connector: " + ", ".join(self.unconfigured_targets))
+        if self.waited:
+            parts.append(
+                "paced: "
+                + ", ".join(f"{key} waited {secs:,.1f}s" for key, secs in self.waited.items())
+            )
         return "; ".join(parts)
 
 
@@ -115,6 +137,14 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 def _due(not_before: dt.datetime | None, now: dt.datetime) -> bool:
     return not_before is None or _utc(not_before) <= now
+
+
+@dataclass
+class _Bucket:
+    """A token bucket of one token: the next send may start at ``next_at``."""
+
+    interval: dt.timedelta
+    next_at: dt.datetime | None = None
 
 
 @dataclass
@@ -130,12 +160,27 @@ class _Run:
     limit: int | None
     progress: Callable[[int], None] | None
     report: WorkerReport
+    sleep: Callable[[float], None] = time.sleep
 
     def now(self) -> dt.datetime:
         return _utc(self.clock())
 
     def room(self) -> bool:
         return self.limit is None or self.report.executed < self.limit
+
+    def pace(self, bucket: _Bucket | None, counts: TargetReport) -> _Bucket | None:
+        """Wait (by ``sleep``) for the paced target's next token; return the token taken."""
+        if bucket is None:
+            return None
+        taken = _Bucket(bucket.interval, bucket.next_at)
+        now = self.now()
+        wait = 0.0 if bucket.next_at is None else (bucket.next_at - now).total_seconds()
+        if wait > 0:
+            self.sleep(wait)
+            counts.waited += wait
+            now = bucket.next_at or now
+        bucket.next_at = now + bucket.interval
+        return taken
 
     def backoff(self, attempts: int, retry_after: float | None) -> dt.timedelta:
         seconds = min(self.backoff_base * 2 ** max(attempts - 1, 0), self.backoff_cap)
@@ -157,12 +202,14 @@ def run_pending(
     backoff_base: float = 30.0,
     backoff_cap: float = 3600.0,
     circuit_breaker: int = 10,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> WorkerReport:
     """Execute every due pending operation once; return what happened.
 
     ``connectors`` maps target key to connector. ``circuit_breaker`` consecutive transient
     failures on one target stop that target for this run (its remaining operations are
-    counted as deferred and tried on the next run).
+    counted as deferred and tried on the next run). A target with ``rate_per_minute`` in its
+    settings is paced: the run waits (``sleep``, in seconds) for its tokens.
     """
     run = _Run(
         engine=engine,
@@ -176,10 +223,11 @@ def run_pending(
         limit=limit,
         progress=progress,
         report=WorkerReport(),
+        sleep=sleep,
     )
     with engine.connect() as conn:
         targets = conn.execute(
-            sa.select(target.c.id, target.c.key, target.c.paused)
+            sa.select(target.c.id, target.c.key, target.c.paused, target.c.settings)
             .where(
                 sa.exists().where(
                     operation.c.target_id == target.c.id,
@@ -200,7 +248,8 @@ def run_pending(
         if not run.room():
             run.report.deferred += _count_due(run, t.id)
             continue
-        _run_target(run, t.id, t.key, connector)
+        rate = rate_per_minute(t.key, t.settings or {})
+        _run_target(run, t.id, t.key, connector, rate)
     return run.report
 
 
@@ -216,8 +265,11 @@ def _count_due(run: _Run, target_id: int) -> int:
         return sum(1 for (nb,) in rows if _due(nb, now))
 
 
-def _run_target(run: _Run, target_id: int, key: str, connector: Connector) -> None:
+def _run_target(
+    run: _Run, target_id: int, key: str, connector: Connector, rate: float | None = None
+) -> None:
     counts = run.report.by_target.setdefault(key, TargetReport())
+    bucket = _Bucket(dt.timedelta(seconds=60 / rate)) if rate else None
     blocked: set[int] = set()  # person ids with an unfinished earlier operation
     transient_in_a_row = 0
     after = 0
@@ -252,7 +304,10 @@ def _run_target(run: _Run, target_id: int, key: str, connector: Connector) -> No
             if not run.room() or transient_in_a_row >= run.circuit_breaker:
                 run.report.deferred += 1
                 continue
+            token = run.pace(bucket, counts)
             outcome = _execute(run, key, connector, row.id)
+            if token is not None and bucket is not None and outcome not in _SENT:
+                bucket.next_at = token.next_at  # nothing was sent: give the token back
             if outcome == "retried":
                 transient_in_a_row += 1
                 if transient_in_a_row == run.circuit_breaker:
@@ -268,6 +323,9 @@ def _run_target(run: _Run, target_id: int, key: str, connector: Connector) -> No
                     run.progress(run.report.executed)
             if outcome != "succeeded":
                 blocked.add(row.person_id)
+
+
+_SENT = frozenset({"succeeded", "parked", "waiting_manual", "retried"})
 
 
 def _claim(conn: Connection, op_id: int) -> sa.Row[Any] | None:
@@ -300,8 +358,8 @@ def _execute(run: _Run, key: str, connector: Connector, op_id: int) -> str:
         if earlier is not None:
             return "blocked"
         acct = _account_of(conn, op)
-        username = acct.username if acct is not None else op.username
         kind = OperationKind(op.kind)
+        username = _current_username(conn, op, kind, acct)
         needed = _NEEDS[kind]
         if needed not in connector.capabilities:
             return _park(
@@ -327,7 +385,7 @@ def _execute(run: _Run, key: str, connector: Connector, op_id: int) -> str:
             return _retry(
                 run, conn, op, key, username, f"unexpected {type(exc).__name__}: {exc}", None
             )
-        return _succeed(run, conn, op, key, username, acct, external_id)
+        return _succeed(run, conn, op, key, username, acct, external_id, kind)
 
 
 def _account_of(conn: Connection, op: sa.Row[Any]) -> sa.Row[Any] | None:
@@ -338,6 +396,42 @@ def _account_of(conn: Connection, op: sa.Row[Any]) -> sa.Row[Any] | None:
     return conn.execute(sa.select(account).where(where)).first()
 
 
+def _later_rename(conn: Connection, op: sa.Row[Any]) -> str | None:
+    """The name the account's first unfinished rename recorded after ``op`` starts from."""
+    name = conn.execute(
+        sa.select(operation.c.username)
+        .where(
+            operation.c.target_id == op.target_id,
+            operation.c.person_id == op.person_id,
+            operation.c.kind == OperationKind.RENAME,
+            operation.c.id > op.id,
+            operation.c.status.in_(OPEN_STATUSES),
+        )
+        .order_by(operation.c.id)
+        .limit(1)
+    ).scalar()
+    return None if name is None else str(name)
+
+
+def _current_username(
+    conn: Connection, op: sa.Row[Any], kind: OperationKind, acct: sa.Row[Any] | None
+) -> str:
+    """The name the account has in the target when ``op`` runs.
+
+    The recorded username is PASA's intent: it already holds the new name of a rename that
+    has not run yet. A rename names the account as it is (its own ``username``); an
+    operation recorded before an unfinished rename uses the name that rename starts from;
+    otherwise the recorded name (which a completed manual task may have corrected).
+    """
+    if kind is OperationKind.RENAME or acct is None:
+        return str(op.username)
+    if acct.username != op.username:
+        later = _later_rename(conn, op)
+        if later is not None:
+            return later
+    return str(acct.username)
+
+
 def _call(
     connector: Connector, kind: OperationKind, username: str, payload: Mapping[str, Any]
 ) -> str | None:
@@ -346,7 +440,9 @@ def _call(
         if payload.get("enabled", True) is False:
             connector.disable(username)  # pre-provisioned: exists, cannot be used yet
         return external_id
-    if kind is OperationKind.UPDATE_ATTRIBUTES:
+    if kind is OperationKind.RENAME:
+        connector.rename(username, _new_username(payload))
+    elif kind is OperationKind.UPDATE_ATTRIBUTES:
         connector.update(username, update_changes(payload))
     elif kind is OperationKind.ENABLE:
         connector.enable(username)
@@ -355,10 +451,38 @@ def _call(
     elif kind is OperationKind.DELETE:
         connector.delete(username)
     elif kind is OperationKind.ADD_MEMBERSHIP:
-        connector.add_member(username, *membership_of(payload))
+        if Capability.VALIDITY_DATES in connector.capabilities:
+            connector.add_member(
+                username,
+                *membership_of(payload),
+                valid_from=_date_of(payload, "valid_from"),
+                valid_to=_date_of(payload, "valid_to"),
+            )
+        else:
+            connector.add_member(username, *membership_of(payload))
     elif kind is OperationKind.REMOVE_MEMBERSHIP:
         connector.remove_member(username, *membership_of(payload))
     return None
+
+
+def _new_username(payload: Mapping[str, Any]) -> str:
+    new = payload.get("new_username")
+    if not new or not isinstance(new, str):
+        raise PermanentError(f"a rename operation's payload needs 'new_username', got {payload}")
+    return new
+
+
+def _date_of(payload: Mapping[str, Any], name: str) -> dt.date | None:
+    """An optional ISO date of a membership payload (``valid_from`` / ``valid_to``)."""
+    value = payload.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise PermanentError(f"membership {name} '{value}' is not an ISO date") from None
 
 
 def _details(op: sa.Row[Any], key: str, username: str, **extra: Any) -> dict[str, Any]:
@@ -399,6 +523,7 @@ def _succeed(
     username: str,
     acct: sa.Row[Any] | None,
     external_id: str | None,
+    kind: OperationKind | None = None,
 ) -> str:
     when = run.now()
     conn.execute(
@@ -418,12 +543,23 @@ def _succeed(
             .where(account.c.id == acct.id)
             .values(external_id=external_id, updated_at=when)
         )
+    extra: dict[str, Any] = {}
+    if kind is OperationKind.RENAME:
+        new_username = _new_username(op.payload or {})
+        extra["new_username"] = new_username
+        # Record the new name, unless a later rename (already recorded) supersedes it.
+        if acct is not None and _later_rename(conn, op) is None:
+            conn.execute(
+                account.update()
+                .where(account.c.id == acct.id, account.c.username != new_username)
+                .values(username=new_username, updated_at=when)
+            )
     _audit(
         run,
         conn,
         "operation.succeeded",
         op,
-        _details(op, key, username, external_id=external_id),
+        _details(op, key, username, external_id=external_id, **extra),
         when,
     )
     return "succeeded"

@@ -11,10 +11,9 @@ requests are shown as they stand on that date.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-from collections.abc import Iterable
 
 from pasa.domain.grants import Reason, TimeBoundGrant
 from pasa.domain.model import Assignment, AssignmentStatus, PersonView

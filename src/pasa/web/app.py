@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
+from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from sqlalchemy.engine import Engine
 
 from pasa import __version__
+from pasa.clock import Clock, SystemClock
 from pasa.config import get_settings
+from pasa.connectors.base import Connector
 from pasa.store import schema as s
 from pasa.store.db import make_engine
 
@@ -39,8 +43,44 @@ def _counts(engine: Engine) -> dict[str, int]:
     return out
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title></head><body style='font-family:Arial,sans-serif;"
+        f"max-width:36rem;margin:2rem auto;padding:0 1rem'><h1>{html.escape(title)}</h1>"
+        f"{body}</body></html>",
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+_ACTIVATE_FORM = (
+    "<p>Your line manager gave you a one-time activation code. Enter it with the password "
+    "you want to use (at least 12 characters, not containing your name or username).</p>"
+    "<form method='post' action='/activate' autocomplete='off'>"
+    "<p><label for='code'>Activation code</label><br>"
+    "<input id='code' name='code' required size='60' autocomplete='off'></p>"
+    "<p><label for='password'>New password</label><br>"
+    "<input id='password' name='password' type='password' required minlength='12' "
+    "autocomplete='new-password'></p>"
+    "<p><label for='confirm'>New password again</label><br>"
+    "<input id='confirm' name='confirm' type='password' required minlength='12' "
+    "autocomplete='new-password'></p>"
+    "<p><button type='submit'>Set my password</button></p></form>"
+)
+
+
+def create_app(
+    engine: Engine | None = None,
+    *,
+    connectors: Mapping[str, Connector] | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The web application; ``connectors`` and ``clock`` default to the targets' own
+    connectors (built per activation) and the system clock."""
     eng = engine or make_engine(get_settings().database_url)
+    the_clock = clock or SystemClock()
     app = FastAPI(title="PASA", version=__version__, docs_url=None, redoc_url=None)
 
     @app.get("/healthz", include_in_schema=False)
@@ -59,6 +99,51 @@ def create_app(engine: Engine | None = None) -> FastAPI:
             lines.append(f"# TYPE pasa_{name} gauge")
             lines.append(f"pasa_{name} {value}")
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    @app.get("/activate", response_class=HTMLResponse, include_in_schema=False)
+    def activate_form() -> HTMLResponse:
+        return _page("Activate your account", _ACTIVATE_FORM)
+
+    @app.post("/activate", response_class=HTMLResponse, include_in_schema=False)
+    async def activate(request: Request) -> HTMLResponse:
+        from pasa.domain.errors import PasaError
+        from pasa.service.handover import redeem
+        from pasa.service.provisioning import connectors_for
+
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        code = (form.get("code") or [""])[0]
+        password = (form.get("password") or [""])[0]
+        confirm = (form.get("confirm") or [""])[0]
+
+        def failed(sentence: str) -> HTMLResponse:
+            # Never echo the code or the password back: the form is shown empty again.
+            return _page(
+                "Activate your account",
+                f"<p role='alert' style='color:#b00'><strong>{html.escape(sentence)}</strong>"
+                f"</p>{_ACTIVATE_FORM}",
+                status=400,
+            )
+
+        if not code or not password:
+            return failed("Enter your activation code and a new password.")
+        if password != confirm:
+            return failed("The two passwords are not the same; please type them again.")
+        built = connectors is None
+        targets = connectors if connectors is not None else connectors_for(eng)
+        try:
+            username = redeem(eng, code, password, connectors=targets, clock=the_clock)
+        except PasaError as exc:
+            text = str(exc)
+            return failed(text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."))
+        finally:
+            if built:
+                for connector in targets.values():
+                    connector.close()
+        return _page(
+            "Your account is ready",
+            f"<p>Your password is set. Sign in as <strong>{html.escape(username)}</strong>."
+            "</p><p>This activation code cannot be used again.</p>",
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
