@@ -242,13 +242,17 @@ def _allocator(
     return allocator
 
 
-def _derives_from(username: str, base: str) -> bool:
-    """``username`` is ``base`` or ``base`` (cut to length) with a numeric suffix."""
+def _derives_from(username: str, base: str, max_length: int) -> bool:
+    """``username`` is what the allocator makes of ``base``: the base itself, or the base cut
+    to leave room for a numeric suffix, plus that suffix (``jsmith2``; not for ``jsmithson``)."""
     name = username.lower()
     if name == base:
         return True
     stem = name.rstrip("0123456789")
-    return stem != name and bool(stem) and base.startswith(stem)
+    suffix = name[len(stem) :]
+    if not stem or not suffix:
+        return False
+    return stem == (base[: max(max_length - len(suffix), 1)].rstrip("._-") or base[:1])
 
 
 def _lifecycle_note(reasons: tuple[Reason, ...]) -> str:
@@ -277,10 +281,16 @@ def _plan_account(
     account_id: int | None = None
 
     if account is None or account.status == AccountStatus.DELETED:
-        if account is not None:
+        allocator = _allocator(spec, allocators, taken_usernames)
+        if account is not None and not (
+            spec.lifecycle.rename_on_name_change
+            and not _derives_from(
+                account.username, allocator.base(everything), spec.username_max_length
+            )
+        ):
             username = account.username  # rehire: the person's own name comes back
         else:
-            username = _allocator(spec, allocators, taken_usernames).allocate(everything)
+            username = allocator.allocate(everything)
         again = " again" if account is not None else ""
         payload: dict[str, object] = {"attributes": wanted}
         note = ""
@@ -309,7 +319,7 @@ def _plan_account(
         )
         if renamed:
             allocator = _allocator(spec, allocators, taken_usernames)
-            if not _derives_from(username, allocator.base(everything)):
+            if not _derives_from(username, allocator.base(everything), spec.username_max_length):
                 new_username = allocator.allocate(everything)
                 emit(
                     PlannedOperation(

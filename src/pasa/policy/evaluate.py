@@ -342,6 +342,8 @@ def person_access(
     for assignment in person.assignments:
         if assignment.start_date <= at:
             continue
+        if assignment.end_date is not None and assignment.end_date < assignment.start_date:
+            continue  # a withdrawn offer: ended before it started
         days_away = (assignment.start_date - at).days
         window = (assignment.start_date, assignment.end_date)
         for reason, entitlements in _assignment_entitlements(policy, assignment):

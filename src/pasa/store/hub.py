@@ -152,7 +152,7 @@ def _superseded(data: dict[str, Any], valid_to: dt.date) -> Assignment:
         category=_CATEGORIES.get(str(data["Assignment_Category"]), AssignmentCategory.PERMANENT),
         status=_STATUSES.get(str(data["Assignment_Status"]), AssignmentStatus.ACTIVE),
         primary=data.get("Primary_Assignment") in ("Y", True),
-        start_date=min(start, valid_to),
+        start_date=start,
         end_date=valid_to,
         supervisor_assignment_number=_text(data.get("Supervisor_Assignment_Number")),
         wte=float(data.get("WTE") or 0),
@@ -175,6 +175,9 @@ def _previous_versions(
     out: dict[int, list[Assignment]] = {}
     for person_id, valid_to, data in conn.execute(query):
         record = json.loads(data) if isinstance(data, str | bytes) else data
+        start = _day(record.get("Assignment_Start_Date"))
+        if start is not None and start > valid_to:
+            continue  # changed before it started: that version was never in force
         out.setdefault(person_id, []).append(_superseded(record, valid_to))
     return out
 
