@@ -351,3 +351,62 @@ def test_progress_is_reported(engine: Engine, tmp_path: Path) -> None:
     path = write_extract(tmp_path / "a.csv", workforce(12))
     import_extract(engine, path, actor="hr", as_of=AS_OF, progress=seen.append)
     assert seen[-1] == 12
+
+
+# --- partial (delta) files: add and change only ------------------------------------------------
+
+
+def test_partial_file_ends_nothing_and_is_not_guarded(engine: Engine, tmp_path: Path) -> None:
+    rows = workforce(40)
+    import_extract(engine, write_extract(tmp_path / "full.csv", rows), actor="hr", as_of=AS_OF)
+    moved = dict(rows[7], Grade_Code="Band 6")  # supervisor (row 1) is not in the delta file
+    new = valid_row(77)
+    later = AS_OF + dt.timedelta(days=5)
+    result = import_extract(
+        engine,
+        write_extract(tmp_path / "delta.csv", [moved, new]),
+        actor="hr",
+        as_of=later,
+        partial=True,
+    )
+    # 2 of 40 listed: a full extract would end 38 and be held; a partial one ends nothing.
+    assert result.status == "applied" and result.guard_reason is None
+    assert (result.events_new, result.events_changed, result.events_ended) == (1, 1, 0)
+    assert scalar(engine, "SELECT COUNT(*) FROM assignment WHERE NOT in_extract") == 0
+    assert scalar(engine, "SELECT COUNT(*) FROM assignment WHERE end_date IS NOT NULL") == 0
+    # The supervisor is in the hub, so it is kept (no warning, not cleared).
+    assert result.rows_warned == 0 and quarantine(engine, result.import_id) == []
+    a = assignment(engine, moved["Assignment_Number"])
+    assert a.supervisor_assignment_number == moved["Supervisor_Assignment_Number"]
+    # The same rows in the next full extract are unchanged: the partial import's hash is
+    # the full extract's.
+    rows[7] = moved
+    full = import_extract(
+        engine, write_extract(tmp_path / "full2.csv", [*rows, new]), actor="hr", as_of=later
+    )
+    assert (full.events_new, full.events_changed, full.events_ended) == (0, 0, 0)
+
+
+def test_partial_file_keeps_held_imports_and_warns_unknown_supervisors(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = workforce(40)
+    import_extract(engine, write_extract(tmp_path / "full.csv", rows), actor="hr", as_of=AS_OF)
+    held = import_extract(
+        engine, write_extract(tmp_path / "cut.csv", rows[:4]), actor="hr", as_of=AS_OF
+    )
+    assert held.status == "held"
+    orphan = valid_row(90, Supervisor_Assignment_Number="19999999")
+    result = import_extract(
+        engine,
+        write_extract(tmp_path / "delta.csv", [orphan]),
+        actor="hr",
+        as_of=AS_OF,
+        partial=True,
+    )
+    assert result.status == "applied" and result.events_new == 1
+    assert scalar(engine, "SELECT status FROM hr_import WHERE id = :i", i=held.import_id) == "held"
+    assert result.rows_warned == 1
+    (problem,) = quarantine(engine, result.import_id)
+    assert problem.field == "Supervisor_Assignment_Number" and problem.severity == "warning"
+    assert assignment(engine, orphan["Assignment_Number"]).supervisor_assignment_number is None

@@ -44,6 +44,12 @@ app.add_typer(generate_app, name="generate")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ops_app, name="ops")
 app.add_typer(tasks_app, name="tasks")
+handover_app = typer.Typer(help="Day-one credential handover: activation codes for new starters.")
+lifecycle_app = typer.Typer(help="Lifecycle states (pre_hire, active, ...) and their history.")
+app.add_typer(handover_app, name="handover")
+app.add_typer(lifecycle_app, name="lifecycle")
+rotation_app = typer.Typer(help="Rotation batches: many movers on one date, approved once.")
+app.add_typer(rotation_app, name="rotation")
 
 console = Console()
 err = Console(stderr=True)
@@ -273,6 +279,140 @@ def hr_quarantine(import_id: int, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+# --- rotation batches ------------------------------------------------------------------------
+
+
+def _print_batch(batch: Any) -> None:
+    console.print(batch.summary())
+    for warning in batch.warnings[:10]:
+        console.print(f"  warning: {warning}", markup=False, highlight=False)
+
+
+@rotation_app.command("import")
+def rotation_import(
+    file: Path,
+    name: Annotated[str, typer.Option(help="The batch's name, e.g. 'August 2027'.")],
+    date: Annotated[str, typer.Option(help="The date the people move (YYYY-MM-DD).")],
+) -> None:
+    """Import a rotation file as one batch; only the rows that change are kept."""
+    from pasa.service import rotation
+
+    if not file.exists():
+        raise PasaError(f"{file} does not exist")
+    engine = open_engine(create=True)
+    try:
+        batch = rotation.import_batch(
+            engine, file, name=name, effective_date=as_date(date), actor=actor()
+        )
+    except rotation.BatchRefused as exc:
+        table = Table(title=f"{file.name}: rejected rows")
+        for col in ("row", "field", "reason"):
+            table.add_column(col)
+        for p in exc.problems[:50]:
+            table.add_row(str(p.row_number), p.field or "", p.reason)
+        err.print(table)
+        raise
+    _print_batch(batch)
+    console.print(f"Next: [bold]pasa rotation preview {batch.id}[/], then someone else approves")
+
+
+@rotation_app.command("list")
+def rotation_list(as_json: JsonOption = False) -> None:
+    """Every rotation batch with its status."""
+    from pasa.service import rotation
+
+    batches = rotation.list_batches(open_engine())
+    if as_json:
+        emit_json([{k: getattr(b, k) for k in b.__slots__} for b in batches])
+        return
+    table = Table(title=f"Rotation batches: {len(batches)}")
+    for col in ("id", "name", "date", "status", "version", "people", "rows", "by", "approved"):
+        table.add_column(col)
+    for b in batches:
+        table.add_row(
+            str(b.id), b.name, b.effective_date.isoformat(), b.status, str(b.version),
+            f"{b.movers:,}", f"{b.rows:,}", b.created_by, b.approved_by or "",
+        )  # fmt: skip
+    console.print(table)
+
+
+@rotation_app.command("preview")
+def rotation_preview(
+    batch_id: int,
+    limit: Annotated[int, typer.Option(help="People to list.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """What the batch changes on its date: per target and per person. Writes nothing."""
+    from pasa.service import rotation
+
+    result = rotation.preview(open_engine(), batch_id)
+    if as_json:
+        emit_json(result.counts())
+        return
+    table = Table(
+        title=f"Rotation batch {batch_id} '{result.name}' on {result.effective_date}: "
+        f"{result.movers:,} people, {result.operations:,} operations"
+    )
+    for col in ("target", "accounts created", "grants added", "grants removed", "updates"):
+        table.add_column(col)
+    for key, c in sorted(result.by_target.items()):
+        table.add_row(
+            key, f"{c.accounts_created:,}", f"{c.grants_added:,}", f"{c.grants_removed:,}",
+            f"{c.attribute_updates:,}",
+        )  # fmt: skip
+    console.print(table)
+    if result.new_people:
+        console.print(f"{result.new_people:,} new people are created on the date (not listed)")
+    lines = result.people_lines(limit)
+    if lines:
+        console.print("\n".join(lines), markup=False, highlight=False)
+
+
+@rotation_app.command("approve")
+def rotation_approve(batch_id: int) -> None:
+    """Approve a batch (once; not by whoever imported it)."""
+    from pasa.service import rotation
+
+    batch = rotation.approve(open_engine(), batch_id, actor=actor())
+    console.print(
+        f"[green]Approved[/] rotation batch {batch_id}; it executes on "
+        f"{batch.effective_date.isoformat()}"
+    )
+
+
+@rotation_app.command("amend")
+def rotation_amend(batch_id: int, file: Path) -> None:
+    """Replace a batch's rows from a new file before its date (approval is needed again)."""
+    from pasa.service import rotation
+
+    if not file.exists():
+        raise PasaError(f"{file} does not exist")
+    _print_batch(rotation.amend(open_engine(), batch_id, file, actor=actor()))
+
+
+@rotation_app.command("cancel")
+def rotation_cancel(
+    batch_id: int, reason: Annotated[str, typer.Option(help="Why it is cancelled.")]
+) -> None:
+    """Cancel a batch that has not been executed."""
+    from pasa.service import rotation
+
+    rotation.cancel(open_engine(), batch_id, actor=actor(), reason=reason)
+    console.print(f"Cancelled rotation batch {batch_id}; nobody will be moved by it")
+
+
+@rotation_app.command("report")
+def rotation_report(batch_id: int, as_json: JsonOption = False) -> None:
+    """How an executed batch went: operations per target and status, and the failures."""
+    from pasa.service import rotation
+
+    result = rotation.report(open_engine(), batch_id)
+    if as_json:
+        emit_json(result.counts())
+        return
+    console.print(result.render_text(), markup=False, highlight=False)
+
+
 # --- plan, apply, worker, explain -----------------------------------------------------------
 
 
@@ -369,27 +509,38 @@ def _run_worker(engine: Engine) -> None:
 
 @app.command()
 def worker(
-    once: Annotated[bool, typer.Option(help="Drain pending operations once and exit.")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between cycles.")] = 30.0,
+    once: Annotated[bool, typer.Option(help="Run one tick and exit.")] = False,
+    every: Annotated[
+        float,
+        typer.Option("--every", "--interval", min=1.0, help="Seconds between ticks."),
+    ] = 300.0,
     plan_too: Annotated[
-        bool, typer.Option("--plan/--no-plan", help="Re-plan each cycle before executing.")
+        bool,
+        typer.Option(
+            "--plan/--no-plan", help="Plan each tick before executing (--no-plan: execute only)."
+        ),
     ] = True,
 ) -> None:
-    """Run the periodic evaluation and execute operations."""
-    import time
-
-    from pasa.service.provisioning import apply as do_apply
+    """Scheduled evaluation: each tick plans today's changes and carries them out."""
+    from pasa.service import scheduler
 
     engine = open_engine(create=True)
-    while True:
-        if plan_too:
-            result = do_apply(engine, clock.today(get_settings().timezone), actor="worker")
-            if result.operations:
-                console.print(f"Planned {result.operations:,} operations")
-        _run_worker(engine)
-        if once:
-            return
-        time.sleep(interval)
+
+    def show(report: scheduler.TickReport) -> None:
+        console.print(
+            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%SZ} {report}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    scheduler.run(
+        engine,
+        clock.SystemClock(),
+        dt.timedelta(seconds=every),
+        ticks=1 if once else None,
+        on_tick=show,
+        plan=plan_too,
+    )
 
 
 @app.command()
@@ -640,6 +791,84 @@ def tasks_complete(
     console.print(f"Task {task_id} completed")
 
 
+# --- credential handover and lifecycle ------------------------------------------------------
+
+
+@handover_app.command("list")
+def handover_list(
+    open_only: Annotated[bool, typer.Option("--open", help="Only waiting and revealed.")] = False,
+) -> None:
+    """Activation codes: who, which target, the line manager, status and expiry."""
+    from pasa.service.handover import list_handovers
+
+    rows = list_handovers(open_engine(), include_closed=not open_only)
+    table = Table(title=f"Credential handovers: {len(rows)}")
+    for col in ("id", "person", "target", "username", "manager", "status", "expires"):
+        table.add_column(col)
+    for r in rows:
+        expires = f"{r.expires_at:%Y-%m-%d %H:%M} UTC" if r.expires_at else ""
+        table.add_row(
+            str(r.id), r.person, r.target, r.username, r.manager or "-", r.status, expires
+        )
+    console.print(table)
+
+
+@handover_app.command("reveal")
+def handover_reveal(
+    handover_id: int,
+    by: Annotated[
+        str | None, typer.Option("--actor", help="Who reveals it (the line manager).")
+    ] = None,
+) -> None:
+    """Show the one-time activation code ONCE (only its hash is kept)."""
+    from pasa.service.handover import reveal
+
+    revealed = reveal(open_engine(), handover_id, actor=by or actor(), clock=clock.SystemClock())
+    console.print(
+        f"Activation code for [bold]{revealed.username}[/] on {revealed.target} "
+        f"(valid until {revealed.expires_at:%Y-%m-%d %H:%M} UTC):"
+    )
+    # Printed to the terminal only, never logged; it cannot be shown again.
+    console.print(revealed.code, markup=False, highlight=False)
+    console.print(
+        f"[bold yellow]This code will not be shown again.[/] Give it to the new starter in "
+        f"person; they choose their password at {revealed.activation_path}."
+    )
+
+
+@handover_app.command("revoke")
+def handover_revoke(handover_id: int) -> None:
+    """Withdraw an activation code; a fresh one is prepared for the same account."""
+    from pasa.service.handover import revoke
+
+    new_id = revoke(open_engine(), handover_id, actor=actor())
+    console.print(f"Handover {handover_id} revoked; handover {new_id} is waiting to be revealed")
+
+
+@lifecycle_app.command("show")
+def lifecycle_show(person: str) -> None:
+    """PERSON's lifecycle state, each assignment's, and every transition recorded."""
+    from pasa.service.lifecycle import show
+
+    for report in show(open_engine(), person):
+        console.rule(f"{report.name} ({report.uid})")
+        for scope in report.scopes:
+            label = "person" if not scope.scope else f"assignment {scope.scope}"
+            since = f" since {scope.since.isoformat()}" if scope.since else ""
+            console.print(f"[bold]{label}[/]: {scope.state or 'not recorded yet'}{since}")
+            for day, old, new in scope.transitions:
+                console.print(f"    {day.isoformat()}  {old or '(first seen)'} -> {new}")
+
+
+@lifecycle_app.command("record")
+def lifecycle_record(at: AtOption = None) -> None:
+    """Record everyone's lifecycle state as at a date (the scheduler does this every tick)."""
+    from pasa.service.lifecycle import record_states
+
+    summary = record_states(open_engine(), as_date(at), actor=actor())
+    console.print(summary or "lifecycle: no transitions")
+
+
 # --- demo and serve -------------------------------------------------------------------------
 
 
@@ -678,6 +907,142 @@ def serve(
 
     console.print(f"Serving on [bold]http://{host}:{port}/[/] (health: /healthz); Ctrl+C stops")
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
+# --- time-bound grants and what-if ------------------------------------------------------
+
+grant_app = typer.Typer(help="Time-bound grants: approved requests the planner honours.")
+app.add_typer(grant_app, name="grant")
+
+
+def _one_person(engine: Engine, term: str) -> int:
+    from pasa.store.hub import find_person_ids
+
+    with engine.connect() as conn:
+        ids = find_person_ids(conn, term)
+    if not ids:
+        raise PasaError(f"no person matches '{term}'")
+    if len(ids) > 1:
+        raise PasaError(f"'{term}' matches {len(ids)} people; use an employee number")
+    return ids[0]
+
+
+@grant_app.command("add")
+def grant_add(
+    person: str,
+    target: Annotated[str, typer.Option(help="Target key from the policy.")],
+    justification: Annotated[str, typer.Option(help="Why this person needs it.")],
+    approved_by: Annotated[str, typer.Option(help="Who approved the request.")],
+    group: Annotated[str | None, typer.Option(help="A group on the target.")] = None,
+    app_role: Annotated[str | None, typer.Option(help="An application role.")] = None,
+    door_zone: Annotated[str | None, typer.Option(help="A door zone.")] = None,
+    valid_from: Annotated[
+        str | None, typer.Option("--from", help="First day (default today).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Last day (inclusive).")] = None,
+) -> None:
+    """Record an approved request: access on TARGET for PERSON between two dates."""
+    from pasa.service.access_grants import add_grant
+
+    chosen = [
+        (k, v) for k, v in (("group", group), ("app_role", app_role), ("door_zone", door_zone)) if v
+    ]
+    if len(chosen) > 1:
+        raise PasaError("name one of --group, --app-role, --door-zone (or none: just an account)")
+    kind, value = chosen[0] if chosen else (None, "")
+    engine = open_engine()
+    grant_id = add_grant(
+        engine,
+        person_id=_one_person(engine, person),
+        target=target,
+        kind=kind,
+        value=value,
+        valid_from=as_date(valid_from),
+        valid_to=as_date(until) if until else None,
+        justification=justification,
+        requested_by=actor(),
+        approved_by=approved_by,
+    )
+    console.print(f"Grant #{grant_id} recorded; it takes effect at the next plan (`pasa apply`).")
+
+
+@grant_app.command("list")
+def grant_list(person: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Time-bound grants, for everyone or one person."""
+    from pasa.service.access_grants import list_grants
+
+    engine = open_engine()
+    rows = list_grants(engine, _one_person(engine, person) if person else None)
+    table = Table(title=f"{len(rows)} time-bound grants")
+    for column in ("grant", "person", "status", "approved by", "justification"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.describe(), str(r.person_id), r.status, r.approved_by, r.justification)
+    console.print(table)
+
+
+@grant_app.command("revoke")
+def grant_revoke(
+    grant_id: int, reason: Annotated[str, typer.Option(help="Why it ends early.")] = ""
+) -> None:
+    """End a grant now; the access goes at the next plan unless something else justifies it."""
+    from pasa.service.access_grants import revoke_grant
+
+    revoke_grant(open_engine(), grant_id, actor=actor(), reason=reason)
+    console.print(f"Grant #{grant_id} revoked.")
+
+
+@app.command()
+def whatif(
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="A changed policy YAML to try.")
+    ] = None,
+    at: AtOption = None,
+    limit: Annotated[int, typer.Option(help="People to list.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Simulate a policy change against current data: who gains, who loses, which operations.
+
+    Uses the same evaluation and planner as a real run and writes nothing.
+    """
+    from pasa.policy.document import load_policy_file
+    from pasa.service.provisioning import what_if
+
+    engine = open_engine()
+    when = as_date(at)
+    document = load_policy_file(policy_file) if policy_file else None
+    result = what_if(engine, when, policy=document)
+    names = {pid: p.display_name for pid, p in result.people.items()}
+    if as_json:
+        emit_json(
+            {
+                "at": when.isoformat(),
+                "operations": [
+                    {
+                        "kind": o.kind.value,
+                        "target": o.target,
+                        "person_id": o.person_id,
+                        "summary": o.summary,
+                    }
+                    for o in result.operations
+                ],
+                "gains": {str(k): [list(x) for x in v] for k, v in result.gains.items()},
+                "losses": {str(k): [list(x) for x in v] for k, v in result.losses.items()},
+            }
+        )
+        return
+    console.print(
+        f"What-if as at {when}: {len(result.operations):,} operations beyond today's plan; "
+        f"{len(result.gains):,} people gain, {len(result.losses):,} lose"
+    )
+    for (target, kind), n in result.counts_by_target_kind().items():
+        console.print(f"  {target:<12} {kind.value:<20} {n:>8,}")
+    for title, changes in (("Gain", result.gains), ("Lose", result.losses)):
+        for pid, items in list(changes.items())[:limit]:
+            listed = ", ".join(f"{what} on {target}" for target, what in items)
+            console.print(f"  {title}: {names.get(pid, pid)} (person {pid}): {listed}")
+    if not result.operations:
+        console.print("[green]No change: the policy gives everyone the same access.[/]")
 
 
 def main() -> None:

@@ -13,6 +13,10 @@ Mass-termination guard: when the assignments absent from this full extract would
 ``guard_threshold`` of the active assignments of the file's organisations (a truncated file),
 the import is *held*: new and changed rows are applied, the ended events are stored with state
 ``held`` and nothing is ended until :func:`approve_import`.
+
+A *partial* (delta) file (``partial=True``, e.g. a rotation batch) only adds and changes:
+absence from it ends nothing, the guard does not apply, it never supersedes held imports, and
+a supervisor missing from the file but already in the hub is kept.
 """
 
 from __future__ import annotations
@@ -351,6 +355,7 @@ def _stage(
     path: Path,
     as_of: dt.date,
     progress: Callable[[int], None] | None,
+    partial: bool = False,
 ) -> _Staged:
     reader = ExtractReader(path, today=as_of, progress=progress)
     staged: list[tuple[Any, ...]] = []
@@ -370,9 +375,14 @@ def _stage(
         code: oid for oid, code in conn.execute(sa.text("SELECT id, ods_code FROM organisation"))
     }
     file_orgs: dict[str, int | None] = {}
+    # Partial files: supervisor warnings wait until the hub has been asked (see below).
+    row_orgs: dict[int, str] = {}
+    sup_warnings: list[RowProblem] = []
     for item in reader:
         if type(item) is ExtractRow:
             code = item.org_code
+            if partial:
+                row_orgs[item.row_number] = code
             try:
                 org_id = file_orgs[code]
             except KeyError:
@@ -388,6 +398,9 @@ def _stage(
                 flush()
         else:
             assert isinstance(item, RowProblem)
+            if partial and item.severity == "warning" and item.field == SUPERVISOR_FIELD:
+                sup_warnings.append(item)
+                continue
             problems.append(
                 {
                     "import_id": import_id,
@@ -405,6 +418,8 @@ def _stage(
                 flush()
                 _flush_quarantine(conn, problems)
     flush()
+    if sup_warnings:
+        cleared += _partial_supervisors(conn, import_id, reader, sup_warnings, row_orgs, problems)
     _flush_quarantine(conn, problems)
     # Supervisors not in the file: clear them (never lose a person for a missing manager).
     if cleared:
@@ -430,6 +445,54 @@ def _stage(
     return _Staged(reader, sorted(file_orgs), new_orgs)
 
 
+def _partial_supervisors(
+    conn: Connection,
+    import_id: int,
+    reader: ExtractReader,
+    warnings: list[RowProblem],
+    row_orgs: dict[int, str],
+    problems: list[dict[str, Any]],
+) -> list[int]:
+    """A partial file's rows whose supervisor is not in the file: a supervisor already in the
+    hub (same organisation) is kept silently; the others are warned about and cleared.
+    Returns the row numbers to clear."""
+    wanted = sorted({w.value or "" for w in warnings})
+    known: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        known.update(
+            (str(code), str(number))
+            for code, number in conn.execute(
+                sa.text(
+                    "SELECT o.ods_code, a.assignment_number FROM assignment a "
+                    "JOIN organisation o ON o.id = a.organisation_id "
+                    "WHERE a.assignment_number IN :numbers"
+                ).bindparams(sa.bindparam("numbers", expanding=True)),
+                {"numbers": wanted[start : start + 500]},
+            )
+        )
+    other_warned = {p["row_number"] for p in problems if p["severity"] == "warning"}
+    kept: set[int] = set()
+    cleared: list[int] = []
+    for w in warnings:
+        if (row_orgs.get(w.row_number, ""), w.value or "") in known:
+            kept.add(w.row_number)
+            continue
+        cleared.append(w.row_number)
+        problems.append(
+            {
+                "import_id": import_id,
+                "row_number": w.row_number,
+                "severity": w.severity,
+                "field": w.field,
+                "reason": w.reason,
+                "value": w.value,
+                "assignment_number": w.assignment_number,
+            }
+        )
+    reader.rows_warned -= len(kept - other_warned - set(cleared))
+    return cleared
+
+
 class _Staged(NamedTuple):
     reader: ExtractReader
     org_codes: list[str]  # organisations of the accepted rows
@@ -448,8 +511,13 @@ def import_extract(
     guard_threshold: float = 0.05,
     source: str = "esr-extract",
     progress: Callable[[int], None] | None = None,
+    partial: bool = False,
 ) -> ImportResult:
-    """Import one full extract file; see the module docstring for the pipeline."""
+    """Import one full extract file; see the module docstring for the pipeline.
+
+    ``partial=True``: a delta file (only the rows that change) which adds and changes but
+    never ends by absence, is not guarded and supersedes no held import.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
@@ -472,7 +540,7 @@ def import_extract(
 
     try:
         with engine.begin() as conn:
-            staged = _stage(conn, import_id, path, as_of, progress)
+            staged = _stage(conn, import_id, path, as_of, progress, partial)
             reader = staged.reader
             conn.execute(
                 hr_import.update()
@@ -507,7 +575,15 @@ def import_extract(
         )
 
     with engine.begin() as conn:
-        _apply(conn, import_id, staged, as_of=as_of, threshold=guard_threshold, actor=actor)
+        _apply(
+            conn,
+            import_id,
+            staged,
+            as_of=as_of,
+            threshold=guard_threshold,
+            actor=actor,
+            partial=partial,
+        )
         result = _result(conn, import_id)
         audit.append(
             conn,
@@ -527,6 +603,7 @@ def import_extract(
                 "events_changed": result.events_changed,
                 "events_ended": result.events_ended,
                 "active_before": result.active_before,
+                **({"partial": True} if partial else {}),
             },
         )
     return result
@@ -561,6 +638,7 @@ def _apply(
     as_of: dt.date,
     threshold: float,
     actor: str,
+    partial: bool = False,
 ) -> None:
     now = _now()
     prev_day = as_of - dt.timedelta(days=1)
@@ -611,17 +689,22 @@ def _apply(
     # Integers from the database, so safe to inline (one IN list instead of a staging scan).
     file_orgs = "(" + ", ".join(str(o) for o in org_ids) + ")"
 
-    # A newer full extract supersedes any held import of the same organisations.
-    held = [
-        r[0]
-        for r in conn.execute(
-            _sql(
-                "SELECT DISTINCT import_id FROM hr_event WHERE state = 'held' "
-                f"AND import_id <> :i AND organisation_id IN {file_orgs}"
-            ),
-            {"i": i},
-        )
-    ]
+    # A newer full extract supersedes any held import of the same organisations (a partial
+    # file never does: it says nothing about who is absent).
+    held = (
+        []
+        if partial
+        else [
+            r[0]
+            for r in conn.execute(
+                _sql(
+                    "SELECT DISTINCT import_id FROM hr_event WHERE state = 'held' "
+                    f"AND import_id <> :i AND organisation_id IN {file_orgs}"
+                ),
+                {"i": i},
+            )
+        ]
+    )
     if held:
         for old in held:
             _exec(
@@ -695,8 +778,9 @@ def _apply(
             changed_events = _changed_events(conn, i, as_of=as_of, now=now)
         _apply_rows(conn, i, as_of=as_of, now=now, prev_day=prev_day)
 
-    # Ended by absence from this full extract: effective the day before as_of.
-    ending = active_before - listed
+    # Ended by absence from this full extract: effective the day before as_of. A partial
+    # file ends nothing by absence, so the guard has nothing to count.
+    ending = 0 if partial else active_before - listed
     share = ending / active_before if active_before else 0.0
     is_held = active_before > 0 and share > threshold
     state = "held" if is_held else "applied"

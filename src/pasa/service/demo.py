@@ -2,7 +2,8 @@
 
 Day 1: the first full extract is imported, planned and provisioned. Day 2: an extract with
 starters, movers, leavers and a name change. A truncated file trips the guard. Then the
-August rotation of doctors in training is imported as at its date and provisioned.
+August rotation of doctors in training is imported as one batch, previewed, approved by a
+second person, executed on its date and reported on.
 Everything runs on the embedded default (SQLite, in-process worker).
 """
 
@@ -29,7 +30,7 @@ from pasa.hr.esr_columns import COLUMNS, POSITION_COLUMNS
 from pasa.hr.importer import import_extract, quarantine, reject_import
 from pasa.hr.synthetic import first_wednesday, generate_rotation, generate_workforce
 from pasa.policy.document import load_policy_file
-from pasa.service import provisioning
+from pasa.service import provisioning, rotation
 from pasa.service.readiness import summarise
 from pasa.store import schema as s
 from pasa.store.db import make_engine, migrate
@@ -227,15 +228,25 @@ def run_demo(
 
     rotation_date = first_wednesday(day3.year + (1 if day3.month >= 8 else 0), 8)
     console.rule(f"August rotation ({rotation_date}): {movers:,} doctors in training move")
-    rotation = demo_dir / "esr-rotation.csv"
-    generate_rotation(extract2, rotation, movers=movers, rotation_date=rotation_date, seed=8)
-    preview = provisioning.compute_plan(engine, rotation_date)
-    console.print(
-        f"  before the rotation file: {len(preview.plan.operations):,} operations due "
-        "on that date from already-known end dates"
+    rotation_file = demo_dir / "esr-rotation.csv"
+    generate_rotation(extract2, rotation_file, movers=movers, rotation_date=rotation_date, seed=8)
+    batch = rotation.import_batch(
+        engine,
+        rotation_file,
+        name=f"August {rotation_date.year}",
+        effective_date=rotation_date,
+        actor=actor,
+        today=day3,
     )
-    result = import_extract(engine, rotation, actor=actor, as_of=rotation_date)
-    print_import(result, quarantine(engine, result.import_id))
+    console.print(f"  {batch.summary()}")
+    batch_preview = rotation.preview(engine, batch.id)
+    console.print(batch_preview.render_text(limit=3), markup=False, highlight=False)
+    rotation.approve(engine, batch.id, actor="rota-coordinator")
+    console.print(f"  approved by rota-coordinator (imported by {actor})")
+    console.print(f"  {rotation.execute_due(engine, rotation_date, actor='scheduler')}")
+    with progress("Provisioning the rotation", None) as update:
+        provisioning.execute(engine, progress=update)
+    console.print(rotation.report(engine, batch.id).render_text(limit=5), markup=False)
     _provision(engine, console, rotation_date, progress, actor)
     print_readiness(summarise(engine, rotation_date))
 

@@ -151,5 +151,6 @@ def run(
 # are recorded before new accounts get their day-one activation codes.
 from pasa.service.handover import credential_handovers  # noqa: E402
 from pasa.service.lifecycle import lifecycle_states  # noqa: E402
+from pasa.service.rotation import rotation_batches  # noqa: E402
 
-PRE_STEPS.extend([lifecycle_states, credential_handovers])
+PRE_STEPS.extend([rotation_batches, lifecycle_states, credential_handovers])
