@@ -446,18 +446,28 @@ def apply_to_recorded(
     grants: dict[tuple[int, EntitlementKind, str], RecordedGrant] = {
         (g.account_id, g.kind, g.value): g for g in recorded.grants
     }
+    deleted: dict[tuple[int, str], RecordedAccount] = {
+        (a.person_id, a.target): a
+        for a in sorted(accounts.values(), key=lambda a: a.account_id)
+        if a.status == AccountStatus.DELETED
+    }
     next_id = max(accounts, default=0) + 1
     for op in operations:
         key = (op.person_id, op.target, op.username)
         if op.kind == OperationKind.CREATE_ACCOUNT:
             enabled = op.payload.get("enabled", True) is not False
-            previous = by_name.get(key)
+            # Like the ledger: a person's deleted account on the target is revived (same id),
+            # whatever name it comes back under.
+            previous = by_name.get(key) or deleted.get((op.person_id, op.target))
+            if previous is not None and previous.username != op.username:
+                by_name.pop((op.person_id, op.target, previous.username), None)
             created = RecordedAccount(
                 previous.account_id if previous is not None else next_id,
                 op.person_id, op.target, op.username,
                 AccountStatus.ENABLED if enabled else AccountStatus.DISABLED,
                 dict(op.payload.get("attributes", {})), at,
             )  # fmt: skip
+            deleted.pop((op.person_id, op.target), None)
             if previous is None:
                 next_id += 1
             else:  # a revived account starts with nothing, as the ledger records it
@@ -481,6 +491,7 @@ def apply_to_recorded(
             account = replace(account, status=AccountStatus.DISABLED, status_since=at)
         elif op.kind == OperationKind.DELETE:
             account = replace(account, status=AccountStatus.DELETED, status_since=at)
+            deleted[(op.person_id, op.target)] = account
             for grant_key in [k for k in grants if k[0] == account.account_id]:
                 del grants[grant_key]
         elif op.kind == OperationKind.ADD_MEMBERSHIP:
