@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import hr_import, planning, provisioning
+from bench import hr_import, planning, provisioning, rotation
 from bench.common import ROOT, WORK, StepResult, fresh_database, machine_info, run_step
 from pasa.hr.synthetic import first_wednesday
 
@@ -47,9 +47,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument(
         "--only",
-        choices=("import", "planning", "provisioning", "all"),
+        choices=("import", "planning", "provisioning", "rotation", "all"),
         default="all",
-        help="which benchmarks (provisioning alone replaces only its own section of the output)",
+        help="which benchmarks (provisioning or rotation alone replaces only its own section "
+        "of the output)",
     )
     p.add_argument(
         "--provision-staff", type=int, default=10_000, help="new staff provisioned (LDAP, SCIM)"
@@ -60,6 +61,33 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default=1800.0,
         help="seconds after which a provisioning step is stopped and reported as not finished",
     )
+    p.add_argument(
+        "--rotation-movers", type=int, default=50_000, help="rotation batch size (people)"
+    )
+    p.add_argument(
+        "--rotation-staff",
+        type=int,
+        default=None,
+        help="rotation batch trust size (default 2.5 x movers, at least 7,000)",
+    )
+    p.add_argument(
+        "--rotation-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds after which a rotation step is stopped and reported as not finished",
+    )
+    p.add_argument(
+        "--rotation-worker-sample",
+        type=int,
+        default=None,
+        help="time the worker on the first N operations of each target instead of all "
+        "(a 50,000-mover batch is over a million operations)",
+    )
+    p.add_argument(
+        "--rotation-profile",
+        action="store_true",
+        help="cProfile the rotation worker step (var/bench/rotation-N/worker.prof)",
+    )
     p.add_argument("--postgres-url", default=os.environ.get("PASA_BENCH_POSTGRES_URL"))
     p.add_argument("--output", type=Path, default=None, help="default docs/benchmarks.md")
     p.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
@@ -69,6 +97,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         args.movers = min(args.movers, 2_000)
         args.import_movers = min(args.import_movers, 2_000)
         args.provision_staff = min(args.provision_staff, 1_000)
+        args.rotation_movers = min(args.rotation_movers, 2_000)
     if args.output is None:
         quick = WORK / "benchmarks-quick.md"
         args.output = quick if args.quick else ROOT / "docs" / "benchmarks.md"
@@ -330,6 +359,25 @@ def main(argv: list[str] | None = None) -> int:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             args.output.write_text(provisioning.splice(old, found), encoding="utf-8")
             print(f"written the provisioning section of {args.output}")
+            return 0
+        sections += found
+    if args.only in ("rotation", "all"):
+        found = rotation.section(
+            args.postgres_url,
+            args.rotation_movers,
+            args.rotation_staff,
+            args.seed,
+            args.rotation_timeout,
+            command,
+            keep_db=args.keep_db,
+            profile=args.rotation_profile,
+            worker_sample=args.rotation_worker_sample,
+        )
+        if args.only == "rotation":  # keep the other sections of an existing file
+            old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(rotation.splice(old, found), encoding="utf-8")
+            print(f"written the rotation section of {args.output}")
             return 0
         sections += found
     info = machine_info(args.postgres_url)
