@@ -161,6 +161,15 @@ class _Run:
     progress: Callable[[int], None] | None
     report: WorkerReport
     sleep: Callable[[float], None] = time.sleep
+    # (k, n): only operations of people with person_id % n == k. Every operation of one
+    # account falls in one partition, so partitions can run in parallel in any order.
+    partition: tuple[int, int] | None = None
+
+    def in_partition(self) -> sa.ColumnElement[bool]:
+        if self.partition is None:
+            return sa.true()
+        k, n = self.partition
+        return (operation.c.person_id % n) == k
 
     def now(self) -> dt.datetime:
         return _utc(self.clock())
@@ -203,14 +212,18 @@ def run_pending(
     backoff_cap: float = 3600.0,
     circuit_breaker: int = 10,
     sleep: Callable[[float], None] = time.sleep,
+    partition: tuple[int, int] | None = None,
 ) -> WorkerReport:
     """Execute every due pending operation once; return what happened.
 
     ``connectors`` maps target key to connector. ``circuit_breaker`` consecutive transient
     failures on one target stop that target for this run (its remaining operations are
     counted as deferred and tried on the next run). A target with ``rate_per_minute`` in its
-    settings is paced: the run waits (``sleep``, in seconds) for its tokens.
+    settings is paced: the run waits (``sleep``, in seconds) for its tokens. ``partition``
+    ``(k, n)`` limits the run to the accounts of people whose id is ``k`` modulo ``n``.
     """
+    if partition is not None and not 0 <= partition[0] < partition[1]:
+        raise ValueError(f"partition {partition} must be (k, n) with 0 <= k < n")
     run = _Run(
         engine=engine,
         clock=now or (lambda: dt.datetime.now(dt.UTC)),
@@ -224,6 +237,7 @@ def run_pending(
         progress=progress,
         report=WorkerReport(),
         sleep=sleep,
+        partition=partition,
     )
     with engine.connect() as conn:
         targets = conn.execute(
@@ -232,6 +246,7 @@ def run_pending(
                 sa.exists().where(
                     operation.c.target_id == target.c.id,
                     operation.c.status == OperationStatus.PENDING,
+                    run.in_partition(),
                 )
             )
             .order_by(target.c.key)
@@ -260,6 +275,7 @@ def _count_due(run: _Run, target_id: int) -> int:
             sa.select(operation.c.not_before).where(
                 operation.c.target_id == target_id,
                 operation.c.status == OperationStatus.PENDING,
+                run.in_partition(),
             )
         )
         return sum(1 for (nb,) in rows if _due(nb, now))
@@ -287,6 +303,7 @@ def _run_target(
                     operation.c.target_id == target_id,
                     operation.c.status.in_(OPEN_STATUSES),
                     operation.c.id > after,
+                    run.in_partition(),
                 )
                 .order_by(operation.c.id)
                 .limit(_PAGE)
