@@ -174,3 +174,14 @@ def libpq_url(url: str) -> str:
     """A SQLAlchemy URL as plain libpq ``postgresql://`` for psycopg.connect."""
     parsed = sa.engine.make_url(normalise_url(url)).set(drivername="postgresql")
     return parsed.render_as_string(hide_password=False)
+
+
+def splice_section(document: str, lines: list[str], start: str, end: str) -> str:
+    """``document`` with the section between the ``start`` and ``end`` markers replaced by
+    ``lines`` (appended if absent), so one benchmark can be re-run alone."""
+    text = "\n".join(lines)
+    if start in document and end in document:
+        head, rest = document.split(start, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        return head + text + ("\n" + tail if tail else "")
+    return document.rstrip("\n") + "\n\n" + text

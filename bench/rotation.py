@@ -922,13 +922,3 @@ def _render(
             "",
         ]
     return out
-
-
-def splice(document: str, lines: list[str]) -> str:
-    """``document`` with its rotation section replaced by ``lines`` (appended if absent)."""
-    text = "\n".join(lines)
-    if START in document and END in document:
-        head, rest = document.split(START, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        return head + text + ("\n" + tail if tail else "")
-    return document.rstrip("\n") + "\n\n" + text

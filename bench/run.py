@@ -18,7 +18,15 @@ import sys
 from pathlib import Path
 
 from bench import hr_import, planning, provisioning, rotation
-from bench.common import ROOT, WORK, StepResult, fresh_database, machine_info, run_step
+from bench.common import (
+    ROOT,
+    WORK,
+    StepResult,
+    fresh_database,
+    machine_info,
+    run_step,
+    splice_section,
+)
 from pasa.hr.synthetic import first_wednesday
 
 AS_OF = dt.date(2026, 7, 1)  # extracts are "as at" 1 July; the rotation is 5 August 2026
@@ -340,6 +348,15 @@ def run_planning(args: argparse.Namespace, gen_rows: list[list[str]]) -> list[st
     return out
 
 
+def _write_section(output: Path, found: list[str], start: str, end: str) -> int:
+    """Replace one benchmark's section of an existing file, keeping the others."""
+    old = output.read_text(encoding="utf-8") if output.exists() else ""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(splice_section(old, found, start, end), encoding="utf-8")
+    print(f"written the {start.strip('<!- ').split(':')[0]} section of {output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     started = dt.datetime.now(dt.UTC)
@@ -354,12 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         sections += run_planning(args, gen_rows)
     if args.only in ("provisioning", "all"):
         found = provisioning.section(args.provision_staff, args.provision_timeout, command)
-        if args.only == "provisioning":  # keep the other sections of an existing file
-            old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(provisioning.splice(old, found), encoding="utf-8")
-            print(f"written the provisioning section of {args.output}")
-            return 0
+        if args.only == "provisioning":
+            return _write_section(args.output, found, provisioning.START, provisioning.END)
         sections += found
     if args.only in ("rotation", "all"):
         found = rotation.section(
@@ -373,12 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.rotation_profile,
             worker_sample=args.rotation_worker_sample,
         )
-        if args.only == "rotation":  # keep the other sections of an existing file
-            old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(rotation.splice(old, found), encoding="utf-8")
-            print(f"written the rotation section of {args.output}")
-            return 0
+        if args.only == "rotation":
+            return _write_section(args.output, found, rotation.START, rotation.END)
         sections += found
     info = machine_info(args.postgres_url)
     lines = [

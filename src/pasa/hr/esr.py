@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal
 
 from pasa.domain.errors import InputFileError
 from pasa.hr.codes import (
@@ -84,6 +84,19 @@ class ExtractRow:
     wte: float
     registration_body: str | None
     registration_number: str | None
+
+
+#: An :class:`ExtractRow`'s extract fields in column order (all but its row number and hash).
+EXTRACT_FIELDS: Final = tuple(
+    name for name in ExtractRow.__dataclass_fields__ if name not in ("row_number", "row_hash")
+)
+_EXTRACT_VALUES = operator.attrgetter(*EXTRACT_FIELDS)
+
+
+def extract_values(row: ExtractRow) -> tuple[Any, ...]:
+    """The row's typed values in column order (``None`` for a blank optional field)."""
+    values: tuple[Any, ...] = _EXTRACT_VALUES(row)
+    return values
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from pasa.hr.esr import (
     ExtractRow,
     RowProblem,
     cleared_supervisor_hash,
+    extract_values,
 )
 from pasa.store.schema import Json, Timestamp, hr_import, hr_quarantine
 
@@ -252,44 +253,7 @@ def _result(conn: Connection, import_id: int) -> ImportResult:
 
 
 def _staging_tuple(import_id: int, r: ExtractRow, org_id: int | None) -> tuple[Any, ...]:
-    return (
-        import_id,
-        r.row_number,
-        r.row_hash,
-        r.org_code,
-        r.employee_number,
-        r.assignment_number,
-        r.title,
-        r.first_name,
-        r.middle_names,
-        r.last_name,
-        r.known_as,
-        r.date_of_birth,
-        r.ni_number,
-        r.email,
-        r.primary,
-        r.category,
-        r.status,
-        r.start_date,
-        r.end_date,
-        r.position_number,
-        r.position_title,
-        r.staff_group,
-        r.job_role_code,
-        r.area_of_work,
-        r.occupation_code,
-        r.grade_code,
-        r.department_code,
-        r.department_name,
-        r.cost_centre,
-        r.location_code,
-        r.location_name,
-        r.supervisor_assignment_number,
-        r.wte,
-        r.registration_body,
-        r.registration_number,
-        org_id,
-    )
+    return (import_id, r.row_number, r.row_hash, *extract_values(r), org_id)
 
 
 def _copy_line(import_id: int, r: ExtractRow, org_id: int | None) -> str:

@@ -40,7 +40,13 @@ from pasa.domain.model import (
     Position,
 )
 from pasa.domain.operations import OperationKind, PlannedOperation
-from pasa.hr.esr import ExtractReader, ExtractRow, RowProblem, cleared_supervisor_hash
+from pasa.hr.esr import (
+    ExtractReader,
+    ExtractRow,
+    RowProblem,
+    cleared_supervisor_hash,
+    extract_values,
+)
 from pasa.hr.esr_columns import COLUMNS
 from pasa.hr.importer import EMPLOYEE_SCHEME, import_extract
 from pasa.service import provisioning
@@ -227,46 +233,21 @@ class BatchReport:
 # --- parsing and the diff with the hub --------------------------------------------------------
 
 
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
 def _row_values(r: ExtractRow) -> list[str]:
     """An accepted row as extract text, in column order (ISO dates; same row hash)."""
-
-    def opt(v: str | None) -> str:
-        return v or ""
-
-    return [
-        r.org_code,
-        r.employee_number,
-        r.assignment_number,
-        opt(r.title),
-        r.first_name,
-        opt(r.middle_names),
-        r.last_name,
-        opt(r.known_as),
-        r.date_of_birth.isoformat(),
-        opt(r.ni_number),
-        opt(r.email),
-        "Y" if r.primary else "N",
-        r.category,
-        r.status,
-        r.start_date.isoformat(),
-        "" if r.end_date is None else r.end_date.isoformat(),
-        r.position_number,
-        r.position_title,
-        r.staff_group,
-        r.job_role_code,
-        r.area_of_work,
-        r.occupation_code,
-        r.grade_code,
-        r.department_code,
-        r.department_name,
-        r.cost_centre,
-        r.location_code,
-        r.location_name,
-        opt(r.supervisor_assignment_number),
-        f"{r.wte:.2f}",
-        opt(r.registration_body),
-        opt(r.registration_number),
-    ]
+    return [_as_text(v) for v in extract_values(r)]
 
 
 def _to_csv(rows: Iterable[ExtractRow]) -> str:
