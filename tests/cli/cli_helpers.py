@@ -12,11 +12,13 @@ PASA = str(Path(sys.executable).with_name("pasa"))
 AS_OF = "2026-11-24"
 
 
-def run(cwd: Path, db_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cwd: Path, db_url: str, *args: str, ok: bool = True, actor: str = "test-operator"
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PASA_DATABASE_URL": db_url,
-        "PASA_ACTOR": "test-operator",
+        "PASA_ACTOR": actor,
         "COLUMNS": "200",
     }
     result = subprocess.run(
