@@ -15,13 +15,14 @@ import pytest
 from slapd_server import SlapdServer, start_slapd
 
 from pasa.connectors import build_connector
-from pasa.connectors.base import Connector, PermanentError, TransientError
+from pasa.connectors.base import Connector, NotFoundError, PermanentError, TransientError
 from pasa.connectors.kit import ConnectorContract, sample_attributes
 from pasa.connectors.ldap import (
     ACCOUNTDISABLE,
     NORMAL_ACCOUNT,
     LdapConnector,
     LdapSettings,
+    LookupCache,
     directory_values,
     encode_unicode_pwd,
     group_name,
@@ -201,6 +202,146 @@ def test_rename_moves_the_dn_and_group_members(
     connector.rename("jjones", "o'brien, j+1")  # characters escaped in the DN
     account = connector.read("o'brien, j+1")
     assert account is not None and account.memberships == {("door_zone", "ed")}
+
+
+# --- round trips (the provisioning benchmark's common path) -------------------------------
+
+STARTER = [("group", "dept-01"), ("app_role", "pacs-reporter"), ("door_zone", "theatres")]
+
+
+def _count_requests(connector: LdapConnector) -> list[str]:
+    """The requests the connector sends from now on; each is one round trip (SYNC)."""
+    conn = connector._connection()
+    sent: list[str] = []
+    for name in ("search", "add", "modify", "delete", "modify_dn", "compare"):
+
+        def spy(*args: Any, _original: Any = getattr(conn, name), _name: str = name, **kw: Any):
+            sent.append(_name)
+            return _original(*args, **kw)
+
+        setattr(conn, name, spy)
+    return sent
+
+
+def _starter(connector: LdapConnector, username: str, number: str) -> str:
+    external_id = connector.create(username, sample_attributes(number))
+    for kind, value in STARTER:
+        connector.add_member(username, kind, value)
+    return external_id
+
+
+def test_a_new_starter_is_five_round_trips(
+    slapd: SlapdServer, subtree: str, make_connector: MakeConnector
+) -> None:
+    connector = make_connector()
+    _starter(connector, "first", "11111111")  # creates the three groups
+    sent = _count_requests(connector)
+    external_id = _starter(connector, "jsmith", "12345678")
+    # ldapadd needs 4 (add + 3 modifies); the search checks the username is free.
+    assert sent == ["search", "add", "modify", "modify", "modify"]
+    entry = _entry(slapd, f"uid=jsmith,ou=people,{subtree}", ["entryUUID"])
+    assert entry["entryUUID"] == [external_id]  # from the post-read control
+    account = connector.read("jsmith")
+    assert account is not None and account.external_id == external_id
+    assert account.memberships == {
+        ("group", "dept-01"),
+        ("app_role", "pacs-reporter"),
+        ("door_zone", "theatres"),
+    }
+
+
+def test_a_fresh_connector_learns_each_existing_group_once(make_connector: MakeConnector) -> None:
+    _starter(make_connector(), "first", "11111111")
+    connector = make_connector()  # groups exist, but this process has not seen them
+    sent = _count_requests(connector)
+    _starter(connector, "jsmith", "12345678")
+    # per group: add + delete placeholder (noSuchAttribute, nothing changed), then the add
+    assert sent == ["search", "add", *["modify", "modify"] * 3]
+    sent.clear()
+    _starter(connector, "jjones", "22222222")
+    assert sent == ["search", "add", "modify", "modify", "modify"]
+
+
+def test_repeats_succeed_without_changes(
+    slapd: SlapdServer, subtree: str, make_connector: MakeConnector
+) -> None:
+    connector = make_connector()
+    external_id = _starter(connector, "jsmith", "12345678")
+    sent = _count_requests(connector)
+    for kind, value in STARTER:
+        connector.add_member("jsmith", kind, value)  # attributeOrValueExists: success
+    assert sent == ["modify"] * 3
+    assert connector.create("jsmith", sample_attributes("12345678")) == external_id
+    again = make_connector()  # nothing remembered: the same outcome, found by searching
+    assert again.create("jsmith", sample_attributes("12345678")) == external_id
+    for kind, value in STARTER:
+        again.add_member("jsmith", kind, value)
+    dn = f"uid=jsmith,ou=people,{subtree}"
+    for cn in ("dept-01", "app-pacs-reporter", "door-theatres"):
+        assert _entry(slapd, f"cn={cn},ou=groups,{subtree}", ["member"])["member"] == [dn]
+
+
+def test_remembered_dns_are_forgotten_on_delete_and_rename(
+    slapd: SlapdServer, subtree: str, make_connector: MakeConnector
+) -> None:
+    connector = make_connector()
+    connector.create("jsmith", sample_attributes())
+    connector.delete("jsmith")
+    with pytest.raises(NotFoundError):
+        connector.add_member("jsmith", "group", "radiology")
+    connector.create("jsmith", sample_attributes())
+    connector.add_member("jsmith", "group", "radiology")
+    connector.rename("jsmith", "jjones")
+    with pytest.raises(NotFoundError):
+        connector.add_member("jsmith", "group", "theatres")
+    connector.add_member("jjones", "group", "theatres")
+    members = _entry(slapd, f"cn=theatres,ou=groups,{subtree}", ["member"])["member"]
+    assert members == [f"uid=jjones,ou=people,{subtree}"]
+
+
+def test_a_change_behind_the_connectors_back_is_seen_when_the_cache_expires(
+    make_connector: MakeConnector,
+) -> None:
+    connector = make_connector(cache_seconds=0)  # remember nothing
+    other = make_connector()
+    connector.create("jsmith", sample_attributes())
+    other.delete("jsmith")  # e.g. by hand, or by another worker
+    with pytest.raises(NotFoundError):
+        connector.add_member("jsmith", "group", "radiology")
+    connector.remove_member("jsmith", "group", "radiology")  # absent: success
+
+
+def test_a_group_emptied_by_this_process_loses_its_placeholder_again(
+    slapd: SlapdServer, subtree: str, make_connector: MakeConnector
+) -> None:
+    connector = make_connector()
+    connector.create("jsmith", sample_attributes("11111111"))
+    connector.create("jjones", sample_attributes("22222222"))
+    connector.add_member("jsmith", "group", "radiology")
+    connector.remove_member("jsmith", "group", "radiology")  # placeholder in
+    connector.add_member("jjones", "group", "radiology")  # known to hold it: out again
+    members = _entry(slapd, f"cn=radiology,ou=groups,{subtree}", ["member"])["member"]
+    assert members == [f"uid=jjones,ou=people,{subtree}"]
+    connector.add_member("jsmith", "group", "radiology")
+    members = _entry(slapd, f"cn=radiology,ou=groups,{subtree}", ["member"])["member"]
+    assert sorted(members) == sorted(f"uid={u},ou=people,{subtree}" for u in ("jjones", "jsmith"))
+
+
+def test_lookup_cache_is_bounded_in_size_and_time() -> None:
+    now = [0.0]
+    cache: LookupCache[str] = LookupCache(2, 10.0, clock=lambda: now[0])
+    cache.put("A", "1")
+    cache.put("b", "2")
+    assert cache.get("a") == "1"  # names are case-insensitive; "a" is now the most recent
+    cache.put("c", "3")  # evicts the least recently used, "b"
+    assert (cache.get("b"), cache.get("c"), len(cache)) == (None, "3", 2)
+    now[0] = 10.0
+    assert cache.get("a") is None  # expired
+    cache.drop("c")
+    assert len(cache) == 0
+    off: LookupCache[str] = LookupCache(0, 10.0)
+    off.put("a", "1")
+    assert off.get("a") is None
 
 
 # --- failures -----------------------------------------------------------------------------

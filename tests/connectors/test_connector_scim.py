@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from scim_server import TOKEN, TOKEN_ENV, ScimServer, free_port, start_scim_server
 
 from pasa.connectors import build_connector
-from pasa.connectors.base import Connector, PermanentError, TransientError
+from pasa.connectors.base import Connector, NotFoundError, PermanentError, TransientError
 from pasa.connectors.kit import ConnectorContract, sample_attributes
 from pasa.connectors.scim import ScimConnector, ScimSettings
 from pasa.domain.errors import ConfigurationError
@@ -36,9 +37,9 @@ def clean_server(scim_server: ScimServer, monkeypatch: pytest.MonkeyPatch) -> Sc
     return scim_server
 
 
-def _connector(server: ScimServer, page_size: int = 100) -> ScimConnector:
+def _connector(server: ScimServer, page_size: int = 100, **options: Any) -> ScimConnector:
     return ScimConnector(
-        ScimSettings(base_url=server.base_url, token_env=TOKEN_ENV, page_size=page_size),
+        ScimSettings(base_url=server.base_url, token_env=TOKEN_ENV, page_size=page_size, **options),
         name="scim-app",
     )
 
@@ -78,6 +79,132 @@ def test_attributes_land_in_scim_user_and_groups(clean_server: ScimServer) -> No
     assert account is not None
     assert account.attributes["manager_employee_number"] == "99999999"
     assert account.memberships == {("app_role", "pacs-reporter"), ("door_zone", "theatres")}
+    connector.close()
+
+
+# -- requests per operation (the provisioning benchmark's common path) ----------------------
+
+STARTER = [("group", "dept-01"), ("app_role", "pacs-reporter"), ("door_zone", "theatres")]
+
+
+def _count_requests(connector: ScimConnector) -> list[str]:
+    """``METHOD /Resource`` of every request the connector sends from now on."""
+    connector._client()  # discovery (once per connector) is not counted
+    assert connector._http is not None
+    sent: list[str] = []
+
+    def hook(request: httpx.Request) -> None:
+        resource = request.url.path.split("/v2/", 1)[1].split("/", 1)[0]
+        sent.append(f"{request.method} /{resource}")
+
+    connector._http.event_hooks["request"].append(hook)
+    return sent
+
+
+def _starter(connector: ScimConnector, username: str, number: str) -> str:
+    external_id = connector.create(username, sample_attributes(number))
+    for kind, value in STARTER:
+        connector.add_member(username, kind, value)
+    return external_id
+
+
+def _members(server: ScimServer) -> dict[str, list[str]]:
+    with server.client() as http:
+        groups = http.get("/Groups").json().get("Resources") or []
+    return {g["displayName"]: sorted(m["value"] for m in g.get("members") or []) for g in groups}
+
+
+def test_a_new_starter_is_four_requests(clean_server: ScimServer) -> None:
+    connector = _connector(clean_server)
+    first = _starter(connector, "first", "11111111")  # creates the three groups
+    sent = _count_requests(connector)
+    jsmith = _starter(connector, "jsmith", "12345678")
+    assert sent == ["POST /Users", "PATCH /Groups", "PATCH /Groups", "PATCH /Groups"]
+    both = sorted([first, jsmith])
+    assert _members(clean_server) == {
+        "dept-01": both,
+        "app:pacs-reporter": both,
+        "door:theatres": both,
+    }
+    account = connector.read("jsmith")
+    assert account is not None and account.memberships == set(STARTER)
+    connector.close()
+
+
+def test_a_fresh_connector_looks_each_group_up_once(clean_server: ScimServer) -> None:
+    _starter(_connector(clean_server), "first", "11111111")
+    connector = _connector(clean_server)
+    sent = _count_requests(connector)
+    _starter(connector, "jsmith", "12345678")
+    assert sent == ["POST /Users", *["GET /Groups", "PATCH /Groups"] * 3]
+    sent.clear()
+    _starter(connector, "jjones", "22222222")
+    assert sent == ["POST /Users", "PATCH /Groups", "PATCH /Groups", "PATCH /Groups"]
+    connector.close()
+
+
+def test_repeats_succeed_without_changes(clean_server: ScimServer) -> None:
+    connector = _connector(clean_server)
+    external_id = _starter(connector, "jsmith", "12345678")
+    sent = _count_requests(connector)
+    for kind, value in STARTER:
+        connector.add_member("jsmith", kind, value)
+    assert sent == ["PATCH /Groups"] * 3  # the server keeps one member (RFC 7644 §3.5.2.1)
+    assert connector.create("jsmith", sample_attributes("12345678")) == external_id
+    again = _connector(clean_server)  # nothing remembered: found by searching
+    for kind, value in STARTER:
+        again.add_member("jsmith", kind, value)
+    assert _members(clean_server) == {
+        "dept-01": [external_id],
+        "app:pacs-reporter": [external_id],
+        "door:theatres": [external_id],
+    }
+    connector.remove_member("jsmith", "group", "dept-01")
+    connector.remove_member("jsmith", "group", "dept-01")  # not a member: success
+    assert _members(clean_server)["dept-01"] == []
+    connector.close()
+    again.close()
+
+
+def test_remembered_ids_are_forgotten_on_delete_and_rename(clean_server: ScimServer) -> None:
+    connector = _connector(clean_server)
+    connector.create("jsmith", sample_attributes())
+    connector.delete("jsmith")
+    with pytest.raises(NotFoundError):
+        connector.add_member("jsmith", "group", "radiology")
+    external_id = connector.create("jsmith", sample_attributes())
+    connector.rename("jsmith", "jjones")
+    with pytest.raises(NotFoundError):
+        connector.add_member("jsmith", "group", "radiology")
+    connector.add_member("jjones", "group", "radiology")
+    assert _members(clean_server) == {"radiology": [external_id]}
+    connector.close()
+
+
+def test_a_group_deleted_meanwhile_is_looked_up_again(clean_server: ScimServer) -> None:
+    connector = _connector(clean_server)
+    external_id = _starter(connector, "jsmith", "12345678")
+    with clean_server.client() as http:
+        groups = http.get("/Groups").json()["Resources"]
+        dept = next(g for g in groups if g["displayName"] == "dept-01")
+        http.delete(f"/Groups/{dept['id']}").raise_for_status()
+    sent = _count_requests(connector)
+    connector.add_member("jsmith", "group", "dept-01")
+    assert sent == ["PATCH /Groups", "GET /Groups", "POST /Groups"]
+    assert _members(clean_server)["dept-01"] == [external_id]
+    connector.close()
+
+
+def test_a_user_deleted_behind_the_connectors_back_is_seen_when_the_cache_expires(
+    clean_server: ScimServer,
+) -> None:
+    connector = _connector(clean_server, cache_seconds=0)  # remember nothing
+    external_id = connector.create("jsmith", sample_attributes())
+    with clean_server.client() as http:
+        http.delete(f"/Users/{external_id}").raise_for_status()
+    with pytest.raises(NotFoundError):
+        connector.add_member("jsmith", "group", "radiology")
+    connector.remove_member("jsmith", "group", "radiology")  # absent: success
     connector.close()
 
 

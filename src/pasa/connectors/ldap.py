@@ -23,6 +23,18 @@ Groups are ``groupOfNames`` (AD: ``group``) with ``member`` DNs, created on the 
 ``groupOfNames`` needs at least one member: removing the last one leaves the placeholder
 member ``cn=pasa-empty-group,<base_dn>`` (a DN with no entry), removed again by the next
 ``add_member``; the group itself is never deleted.
+
+Round trips (the common path of a new starter: ``create`` + N ``add_member``)
+    ``create`` is one search (is the username taken anywhere under ``users``, by whom?) and
+    one add carrying the post-read control (RFC 4527), which returns the new ``entryUUID``
+    (Active Directory has no post-read: one more search for ``objectGUID``). The DN of every
+    account the connector created or found is kept in a bounded cache (:class:`LookupCache`,
+    ``cache_size`` entries for ``cache_seconds``), dropped on ``rename``/``delete`` and when a
+    search no longer finds the account, so ``add_member`` is one modify: an existing member
+    (``attributeOrValueExists``) is success, a missing group (``noSuchObject``) is created
+    with the member. The placeholder is deleted in the same modify while the group may hold
+    it (not yet seen by this process, or emptied by it); a group seen clean gets a plain add.
+    One new person with three memberships in existing groups is five round trips.
 """
 
 from __future__ import annotations
@@ -31,10 +43,12 @@ import contextlib
 import math
 import os
 import ssl
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from ldap3 import (
     AUTO_BIND_NONE,
@@ -52,9 +66,11 @@ from ldap3 import (
 )
 from ldap3.core.exceptions import (
     LDAPCommunicationError,
+    LDAPInvalidDnError,
     LDAPResponseTimeoutError,
     LDAPStartTLSError,
 )
+from ldap3.protocol.rfc4527 import post_read_control
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 from ldap3.utils.hashed import hashed
@@ -78,6 +94,7 @@ from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 
 Flavour = Literal["openldap", "ad"]
 T = TypeVar("T")
+V = TypeVar("V")
 
 ATTRIBUTE_NAMES = ACCOUNT_ATTRIBUTE_NAMES
 PASSWORD: Final = "password"  # noqa: S105 - write-only attribute (AD unicodePwd); never read back
@@ -99,6 +116,7 @@ ATTRIBUTE_MAP: Final[dict[str, dict[str, str]]] = {
 ACCOUNTDISABLE: Final = 0x2
 NORMAL_ACCOUNT: Final = 0x200
 PAGED_RESULTS_OID: Final = "1.2.840.113556.1.4.319"
+POST_READ_OID: Final = "1.3.6.1.1.13.2"
 GROUP_PREFIXES: Final[dict[str, str]] = {"door_zone": "door-", "app_role": "app-"}
 
 # LDAP result codes used below (RFC 4511).
@@ -123,6 +141,8 @@ class LdapSettings:
     page_size: int = 500
     upn_suffix: str | None = None  # AD userPrincipalName suffix; default from base_dn
     disabled_marker: str = "pasa-disabled"
+    cache_size: int = 10_000  # account DNs and group states remembered (0: no cache)
+    cache_seconds: float = 300.0  # how long a remembered DN is trusted without a search
 
     def __post_init__(self) -> None:
         if self.flavour not in ATTRIBUTE_MAP:
@@ -133,6 +153,8 @@ class LdapSettings:
             raise ConfigurationError(f"LDAP url must start ldap:// or ldaps://, got '{self.url}'")
         if self.timeout <= 0 or self.page_size <= 0:
             raise ConfigurationError("LDAP timeout and page_size must be more than zero")
+        if self.cache_size < 0 or self.cache_seconds < 0:
+            raise ConfigurationError("LDAP cache_size and cache_seconds must not be negative")
 
     @property
     def tls(self) -> bool:
@@ -265,6 +287,14 @@ def new_entry(
     return ["top", "person", "organizationalPerson", "user"], entry
 
 
+def _dn_key(dn: str) -> str:
+    """A DN compared the way the directory does (case and spacing ignored)."""
+    try:
+        return ",".join(f"{a.lower()}={v.lower()}" for a, v, _ in parse_dn(dn))
+    except LDAPInvalidDnError:  # an unparsable DN is only ever a cache miss
+        return dn.lower()
+
+
 def _full_name(attributes: Attributes) -> str:
     parts = [attributes.get("first_name"), attributes.get("last_name")]
     return " ".join(str(p) for p in parts if p)
@@ -281,6 +311,65 @@ def pasa_attributes(
         result[name] = found[0] if found else None
     result["manager_employee_number"] = manager_employee_number
     return result
+
+
+# --- a bounded lookup cache (shared with the SCIM connector) -----------------------------
+
+
+class LookupCache(Generic[V]):
+    """What a connector looked up or made itself (a DN, an id), by name (case-insensitive
+    unless ``fold_case`` is false).
+
+    Bounded twice: at most ``size`` names (least recently used dropped first) and each for
+    ``seconds`` after it was stored, so a change made behind the connector's back (an account
+    deleted by hand) is noticed again within that time. ``size`` 0 disables it.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seconds: float,
+        *,
+        fold_case: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.size = size
+        self.seconds = seconds
+        self.fold_case = fold_case
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def _key(self, name: str) -> str:
+        return name.lower() if self.fold_case else name
+
+    def get(self, name: str) -> V | None:
+        key = self._key(name)
+        found = self._items.get(key)
+        if found is None:
+            return None
+        if found[0] <= self._clock():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return found[1]
+
+    def put(self, name: str, value: V) -> None:
+        if self.size <= 0:
+            return
+        key = self._key(name)
+        self._items[key] = (self._clock() + self.seconds, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def drop(self, name: str) -> None:
+        self._items.pop(self._key(name), None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 # --- the connector ------------------------------------------------------------------------
@@ -312,6 +401,12 @@ class LdapConnector(Connector):
             self._id_attr,
             "userAccountControl" if ad else "employeeType",
         ]
+        # username -> DN of accounts this process created or found; group DN -> True once the
+        # group is known to hold no placeholder member (see the module docstring).
+        self._dns: LookupCache[str] = LookupCache(settings.cache_size, settings.cache_seconds)
+        self._clean_groups: LookupCache[bool] = LookupCache(
+            settings.cache_size, settings.cache_seconds
+        )
 
     # -- connection ------------------------------------------------------------------------
 
@@ -431,7 +526,11 @@ class LdapConnector(Connector):
         found = self._search(
             conn, self.settings.users_dn, self._user_filter(username), self._read_attrs
         )
-        return found[0] if found else None
+        if not found:
+            self._dns.drop(username)
+            return None
+        self._dns.put(username, found[0].dn)
+        return found[0]
 
     def _get(self, conn: Any, username: str) -> _Entry:
         entry = self._find(conn, username)
@@ -441,6 +540,11 @@ class LdapConnector(Connector):
 
     def _dn(self, username: str) -> str:
         return f"{user_rdn(username, self.settings.flavour)},{self.settings.users_dn}"
+
+    def _account_dn(self, conn: Any, username: str) -> str:
+        """The account's DN: remembered, or searched for (NotFoundError if absent)."""
+        dn = self._dns.get(username)
+        return dn if dn is not None else self._get(conn, username).dn
 
     def _external_id(self, entry: _Entry) -> str:
         if self.settings.flavour == "ad":
@@ -540,6 +644,7 @@ class LdapConnector(Connector):
             # groupOfNames needs a member: leave the placeholder in place of the last one.
             placeholder = self.settings.placeholder_dn
             changes = {"member": [(MODIFY_ADD, [placeholder]), (MODIFY_DELETE, [dn])]}
+            self._clean_groups.drop(_dn_key(group_dn))
             if conn.modify(group_dn, changes):
                 return
         self._raise(conn, f"removing {dn} from {group_dn}")
@@ -580,6 +685,8 @@ class LdapConnector(Connector):
 
     def create(self, username: str, attributes: Attributes) -> str:
         def action(conn: Any) -> str:
+            # The search is kept (not add-first): an entry for this username may live at
+            # another DN under users (a sub-OU, a cn= name), which an add would not detect.
             existing = self._find(conn, username)
             if existing is None:
                 manager_dn = self._manager_dn(conn, attributes.get("manager_employee_number"))
@@ -591,10 +698,17 @@ class LdapConnector(Connector):
                     upn_suffix=self.settings.principal_suffix,
                     tls=self.settings.tls,
                 )
-                added = conn.add(self._dn(username), classes, entry)
-                if not added and conn.result.get("result") != _ALREADY_EXISTS:
+                dn = self._dn(username)
+                controls = None
+                if self.settings.flavour == "openldap":
+                    controls = [post_read_control([self._id_attr])]
+                if conn.add(dn, classes, entry, controls=controls):
+                    self._dns.put(username, dn)
+                    external_id = self._post_read_id(conn.result)
+                    return external_id or self._external_id(self._get(conn, username))
+                if conn.result.get("result") != _ALREADY_EXISTS:
                     self._raise(conn, f"creating {username}")
-                existing = self._get(conn, username)
+                existing = self._get(conn, username)  # created meanwhile (a retry, a race)
                 if self._first(existing, "employeeNumber") == entry.get("employeeNumber"):
                     return self._external_id(existing)
             have = pasa_attributes(
@@ -606,6 +720,16 @@ class LdapConnector(Connector):
             return self._external_id(existing)
 
         return self._run(action)
+
+    def _post_read_id(self, result: Mapping[str, Any] | None) -> str | None:
+        """``entryUUID`` from the post-read control of an add, if the server answered it."""
+        control = ((result or {}).get("controls") or {}).get(POST_READ_OID) or {}
+        read = (control.get("value") or {}).get("result") or {}
+        for attr, values in read.items():
+            if attr.lower() == self._id_attr.lower():
+                value = values[0] if isinstance(values, list | tuple) and values else values
+                return str(value) if value else None
+        return None
 
     def update(self, username: str, changes: Attributes) -> None:
         def action(conn: Any) -> None:
@@ -666,7 +790,11 @@ class LdapConnector(Connector):
                 )
             self._move_memberships(conn, old.dn, new_dn)
 
-        self._run(action)
+        try:
+            self._run(action)
+        finally:
+            self._dns.drop(username)
+            self._dns.drop(new_username)
 
     def _set_enabled(self, username: str, enabled: bool) -> None:
         def action(conn: Any) -> None:
@@ -710,37 +838,71 @@ class LdapConnector(Connector):
             if not conn.delete(entry.dn) and conn.result.get("result") != _NO_SUCH_OBJECT:
                 self._raise(conn, f"deleting {username}")
 
-        self._run(action)
+        try:
+            self._run(action)
+        finally:
+            self._dns.drop(username)
 
     def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         cn = group_name(kind, value)
         group_dn = self._group_dn(cn)
 
         def action(conn: Any) -> None:
-            dn = self._get(conn, username).dn
-            if not conn.modify(group_dn, {"member": [(MODIFY_ADD, [dn])]}):
-                code = conn.result.get("result")
-                if code == _NO_SUCH_OBJECT:
-                    if conn.add(group_dn, ["top", self._group_class], {"cn": cn, "member": [dn]}):
-                        return
-                    if conn.result.get("result") != _ALREADY_EXISTS:
-                        self._raise(conn, f"creating group {cn}")
-                    if not conn.modify(group_dn, {"member": [(MODIFY_ADD, [dn])]}):
-                        code = conn.result.get("result")
-                if code not in (_SUCCESS, _VALUE_EXISTS):
-                    self._raise(conn, f"adding {username} to group {cn}")
-            if self.settings.flavour == "openldap":
-                self._remove_from_group(conn, group_dn, self.settings.placeholder_dn)
+            self._add_to_group(conn, group_dn, cn, self._account_dn(conn, username))
 
         self._run(action)
+
+    def _add_to_group(self, conn: Any, group_dn: str, cn: str, dn: str) -> None:
+        """One modify on the common path; see "Round trips" in the module docstring."""
+        placeholder = self.settings.placeholder_dn
+        key = _dn_key(group_dn)
+        add = (MODIFY_ADD, [dn])
+        # A group not known clean may still hold the placeholder: delete it in the same modify
+        # (which fails with noSuchAttribute, changing nothing, when it is not there).
+        may_hold = self.settings.flavour == "openldap" and not self._clean_groups.get(key)
+        code = _NO_SUCH_ATTRIBUTE
+        if may_hold:
+            if conn.modify(group_dn, {"member": [add, (MODIFY_DELETE, [placeholder])]}):
+                self._clean_groups.put(key, True)
+                return
+            code = conn.result.get("result")
+            # Modifications are checked in order: noSuchAttribute means the add met no such
+            # member and the delete no placeholder (nothing was changed).
+            may_hold = code != _NO_SUCH_ATTRIBUTE
+        if code == _NO_SUCH_ATTRIBUTE:  # no placeholder: add the member alone
+            if conn.modify(group_dn, {"member": [add]}):
+                self._clean_groups.put(key, True)
+                return
+            code = conn.result.get("result")
+        if code == _VALUE_EXISTS:  # a member already: done (a placeholder beside it goes)
+            if may_hold:
+                self._remove_from_group(conn, group_dn, placeholder)
+            self._clean_groups.put(key, True)
+            return
+        if code == _NO_SUCH_OBJECT:
+            if conn.add(group_dn, ["top", self._group_class], {"cn": cn, "member": [dn]}):
+                self._clean_groups.put(key, True)
+                return
+            if conn.result.get("result") != _ALREADY_EXISTS:
+                self._raise(conn, f"creating group {cn}")
+            # Created meanwhile by someone else: add to it.
+            if conn.modify(group_dn, {"member": [add]}):
+                return
+            if conn.result.get("result") == _VALUE_EXISTS:
+                return
+        self._raise(conn, f"adding {dn} to group {cn}")
 
     def remove_member(self, username: str, kind: str, value: str) -> None:
         group_dn = self._group_dn(group_name(kind, value))
 
         def action(conn: Any) -> None:
-            entry = self._find(conn, username)
-            if entry is not None:
-                self._remove_from_group(conn, group_dn, entry.dn)
+            dn = self._dns.get(username)
+            if dn is None:
+                entry = self._find(conn, username)
+                if entry is None:
+                    return
+                dn = entry.dn
+            self._remove_from_group(conn, group_dn, dn)
 
         self._run(action)
 
@@ -832,6 +994,8 @@ def build_ldap(target_key: str, settings: Mapping[str, Any]) -> Connector:
             page_size=int(settings.get("page_size", 500)),
             upn_suffix=settings.get("upn_suffix"),
             disabled_marker=str(settings.get("disabled_marker", "pasa-disabled")),
+            cache_size=int(settings.get("cache_size", 10_000)),
+            cache_seconds=float(settings.get("cache_seconds", 300.0)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"target '{target_key}' (ldap): {exc}") from exc

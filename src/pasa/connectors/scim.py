@@ -16,14 +16,23 @@ Memberships
     ``group`` → Group ``displayName`` as is; ``app_role`` → ``app:<role>``;
     ``door_zone`` → ``door:<zone>`` (and back by prefix). A group is created on its first
     ``add_member`` and never deleted. Membership changes are PATCH ``add`` / ``remove`` on
-    ``members``, or a PUT of the group when the ServiceProviderConfig says PATCH is not
-    supported.
+    ``members`` (without ``If-Match``: the server applies them to the current members, and
+    adding a member it holds changes nothing, RFC 7644 §3.5.2.1), or a PUT of the group when
+    the ServiceProviderConfig says PATCH is not supported.
+Round trips
+    The SCIM ids of users this connector created or found, and of groups it created or found,
+    are kept in bounded caches (``cache_size`` names for ``cache_seconds``; users dropped on
+    ``rename``/``delete`` or when a search no longer finds them). With PATCH, ``add_member``
+    is then one request; a 404 for a remembered group (deleted meanwhile) looks it up once
+    again. A new person with three memberships of known groups is four requests: POST User,
+    three PATCHes, as a bare client keeping the ids.
 Discovery
     The ServiceProviderConfig is read on first use: ``filter.supported`` decides between
     ``userName eq "x"`` filters and paging through every resource, ``patch.supported``
-    between PATCH and PUT, ``etag.supported`` whether writes carry ``If-Match`` with the
-    version the resource was read with (a 412 answer is a :class:`TransientError`: someone
-    changed it in between; the retry re-reads it).
+    between PATCH and PUT, ``etag.supported`` whether writes of a resource read first carry
+    ``If-Match`` with the version it was read with (a 412 answer is a
+    :class:`TransientError`: someone changed it in between; the retry re-reads it). Member
+    PATCHes carry none (see Memberships).
 Errors
     connection refused, timeouts, 5xx → :class:`TransientError` (429 and 503 carry
     ``Retry-After`` as ``retry_after``); 401 / 403 → :class:`PermanentError` naming the
@@ -76,6 +85,7 @@ from pasa.connectors.base import (
     require_text_setting,
 )
 from pasa.connectors.http import send
+from pasa.connectors.ldap import LookupCache
 from pasa.domain.errors import ConfigurationError
 from pasa.domain.grants import ACCOUNT_ATTRIBUTE_NAMES
 
@@ -101,6 +111,8 @@ class ScimSettings:
     token_env: str | None = None
     timeout: float = 10.0
     page_size: int = 100
+    cache_size: int = 10_000  # user and group ids remembered (0: no cache)
+    cache_seconds: float = 300.0  # how long a remembered id is trusted without a search
 
 
 def group_name(kind: str, value: str) -> str:
@@ -168,11 +180,20 @@ class ScimConnector(Connector):
     def __init__(self, settings: ScimSettings, *, name: str = "scim") -> None:
         if settings.page_size < 1:
             raise ConfigurationError(f"target '{name}': page_size must be at least 1")
+        if settings.cache_size < 0 or settings.cache_seconds < 0:
+            raise ConfigurationError(
+                f"target '{name}': cache_size and cache_seconds must not be negative"
+            )
         self.settings = settings
         self.name = name
         self._describe = f"SCIM service '{name}' at {settings.base_url}"
         self._http: httpx.Client | None = None
         self._scim: _HttpxEngine | None = None
+        # userName -> id (case-insensitive, as userName is) and group displayName -> id.
+        self._user_ids: LookupCache[str] = LookupCache(settings.cache_size, settings.cache_seconds)
+        self._group_ids: LookupCache[str] = LookupCache(
+            settings.cache_size, settings.cache_seconds, fold_case=False
+        )
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -293,7 +314,25 @@ class ScimConnector(Connector):
         return None
 
     def _user(self, username: str) -> ScimUser | None:
-        return self._find(ScimUser, "userName", username)
+        user = self._find(ScimUser, "userName", username)
+        if user is None or not user.id:
+            self._user_ids.drop(username)
+        else:
+            self._user_ids.put(username, str(user.id))
+        return user
+
+    def _user_id(self, username: str) -> str:
+        """The user's SCIM id: remembered, or searched for (NotFoundError if absent)."""
+        remembered = self._user_ids.get(username)
+        return remembered if remembered is not None else str(self._need_user(username).id)
+
+    def _group(self, display_name: str) -> Group | None:
+        group = self._find(Group, "displayName", display_name)
+        if group is None or not group.id:
+            self._group_ids.drop(display_name)
+        else:
+            self._group_ids.put(display_name, str(group.id))
+        return group
 
     def _need_user(self, username: str) -> ScimUser:
         user = self._user(username)
@@ -421,24 +460,28 @@ class ScimConnector(Connector):
             user.active = value
         self._replace(user)
 
+    def _patch_members(self, group_id: str, user_id: str, add: bool) -> None:
+        """PATCH ``add`` / ``remove`` of one member; no ``If-Match``, as nothing was read."""
+        scim = self._client()
+        operation = (
+            PatchOperation[Group](op=_PATCH_ADD, path="members", value=[{"value": user_id}])
+            if add
+            else PatchOperation[Group](
+                op=_PATCH_REMOVE, path=f"members[value eq {filter_string(user_id)}]"
+            )
+        )
+        patch = PatchOp[Group](operations=[operation])
+        result = self._call(lambda: scim.modify(Group, group_id, patch))
+        if isinstance(result, Error):
+            if not add and str(result.status) == "400" and result.scim_type == "noTarget":
+                return  # not a member (RFC 7644 §3.5.2.2): already removed
+            raise self._scim_error(result.status, result.scim_type, result.detail)
+
     def _member_change(self, group: Group, user_id: str, add: bool) -> None:
         scim = self._client()
         version = group.meta.version if group.meta else None
-        group_id = str(group.id)
         if self._config_flags[0]:
-            operation = (
-                PatchOperation[Group](op=_PATCH_ADD, path="members", value=[{"value": user_id}])
-                if add
-                else PatchOperation[Group](
-                    op=_PATCH_REMOVE, path=f"members[value eq {filter_string(user_id)}]"
-                )
-            )
-            patch = PatchOp[Group](operations=[operation])
-            self._call(
-                lambda: self._checked(
-                    scim.modify(Group, group_id, patch, **self._if_match(version))
-                )
-            )
+            self._patch_members(str(group.id), user_id, add)
             return
         members = [m for m in group.members or [] if m.value != user_id]
         if add:
@@ -469,7 +512,9 @@ class ScimConnector(Connector):
             if existing.active is False:
                 existing.active = True
             return str(self._replace(existing).id)
-        return str(cast(ScimUser, result).id)
+        user_id = str(cast(ScimUser, result).id)
+        self._user_ids.put(username, user_id)
+        return user_id
 
     def update(self, username: str, changes: Attributes) -> None:
         user = self._need_user(username)
@@ -477,6 +522,8 @@ class ScimConnector(Connector):
         self._replace(user)
 
     def rename(self, username: str, new_username: str) -> None:
+        self._user_ids.drop(username)
+        self._user_ids.drop(new_username)
         user = self._user(username)
         if user is None:
             if self._user(new_username) is not None:
@@ -484,6 +531,7 @@ class ScimConnector(Connector):
             raise NotFoundError(f"no SCIM user '{username}' in {self._describe}")
         if username == new_username:
             return
+        self._user_ids.drop(username)
         self._patch_user(user, "userName", new_username)
 
     def enable(self, username: str) -> None:
@@ -498,6 +546,7 @@ class ScimConnector(Connector):
 
     def delete(self, username: str) -> None:
         user = self._user(username)
+        self._user_ids.drop(username)
         if user is None:
             return
         user_id = str(user.id)
@@ -511,8 +560,15 @@ class ScimConnector(Connector):
 
     def add_member(self, username: str, kind: str, value: str, **_: object) -> None:
         display_name = group_name(kind, value)
-        user_id = str(self._need_user(username).id)
-        group = self._find(Group, "displayName", display_name)
+        user_id = self._user_id(username)
+        group_id = self._group_ids.get(display_name)
+        if group_id is not None and self._config_flags[0]:
+            try:
+                self._patch_members(group_id, user_id, add=True)
+                return
+            except NotFoundError:
+                self._group_ids.drop(display_name)  # deleted meanwhile: look it up again
+        group = self._group(display_name)
         if group is None:
             scim = self._client()
             created = self._call(
@@ -521,10 +577,12 @@ class ScimConnector(Connector):
                 )
             )
             if not isinstance(created, Error):
+                if isinstance(created, Group) and created.id:
+                    self._group_ids.put(display_name, str(created.id))
                 return
             if str(created.status) != "409":
                 raise self._scim_error(created.status, created.scim_type, created.detail)
-            group = self._find(Group, "displayName", display_name)  # created meanwhile
+            group = self._group(display_name)  # created meanwhile
             if group is None:
                 raise self._scim_error(created.status, created.scim_type, created.detail)
         if any(m.value == user_id for m in group.members or []):
@@ -532,11 +590,21 @@ class ScimConnector(Connector):
         self._member_change(group, user_id, add=True)
 
     def remove_member(self, username: str, kind: str, value: str) -> None:
-        user = self._user(username)
-        if user is None:
-            return
-        group = self._find(Group, "displayName", group_name(kind, value))
-        user_id = str(user.id)
+        display_name = group_name(kind, value)
+        user_id = self._user_ids.get(username)
+        if user_id is None:
+            user = self._user(username)
+            if user is None:
+                return
+            user_id = str(user.id)
+        group_id = self._group_ids.get(display_name)
+        if group_id is not None and self._config_flags[0]:
+            try:
+                self._patch_members(group_id, user_id, add=False)
+                return
+            except NotFoundError:
+                self._group_ids.drop(display_name)  # deleted meanwhile: look it up again
+        group = self._group(display_name)
         if group is None or not any(m.value == user_id for m in group.members or []):
             return
         self._member_change(group, user_id, add=False)
@@ -579,7 +647,7 @@ def _attribute_value(resource: Any, attribute: str) -> Any:
 
 def build_scim(target_key: str, settings: Mapping[str, Any]) -> Connector:
     """Registry factory for ``connector: scim``."""
-    allowed = {"base_url", "token_env", "timeout", "page_size"}
+    allowed = {"base_url", "token_env", "timeout", "page_size", "cache_size", "cache_seconds"}
     reject_unknown_settings(target_key, settings, allowed)
     base_url = require_text_setting(target_key, "scim", settings, "base_url")
     token_env = settings.get("token_env")
@@ -587,9 +655,12 @@ def build_scim(target_key: str, settings: Mapping[str, Any]) -> Connector:
     try:
         timeout = float(settings.get("timeout", 10.0))
         page_size = int(settings.get("page_size", 100))
+        cache_size = int(settings.get("cache_size", 10_000))
+        cache_seconds = float(settings.get("cache_seconds", 300.0))
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
-            f"target '{target_key}': timeout and page_size must be numbers"
+            f"target '{target_key}': timeout, page_size, cache_size and cache_seconds "
+            "must be numbers"
         ) from exc
     return ScimConnector(
         ScimSettings(
@@ -597,6 +668,8 @@ def build_scim(target_key: str, settings: Mapping[str, Any]) -> Connector:
             token_env=str(token_env) if token_env is not None else None,
             timeout=timeout,
             page_size=page_size,
+            cache_size=cache_size,
+            cache_seconds=cache_seconds,
         ),
         name=target_key,
     )
