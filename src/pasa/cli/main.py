@@ -509,10 +509,15 @@ def _run_worker(engine: Engine) -> None:
 
 @app.command()
 def worker(
-    once: Annotated[bool, typer.Option(help="Run one tick and exit.")] = False,
+    once: Annotated[bool, typer.Option(help="Run one tick in this process and exit.")] = False,
     every: Annotated[
         float,
-        typer.Option("--every", "--interval", min=1.0, help="Seconds between ticks."),
+        typer.Option(
+            "--every",
+            "--interval",
+            min=1.0,
+            help="Seconds between ticks (--in-process; procrastinate workers tick every minute).",
+        ),
     ] = 300.0,
     plan_too: Annotated[
         bool,
@@ -520,11 +525,49 @@ def worker(
             "--plan/--no-plan", help="Plan each tick before executing (--no-plan: execute only)."
         ),
     ] = True,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Tick in this process (the embedded default; always so on SQLite).",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", min=1, max=64, help="Jobs this procrastinate worker runs at once."
+        ),
+    ] = 1,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Worker name in logs and audit entries (default: host:pid)."),
+    ] = None,
 ) -> None:
-    """Scheduled evaluation: each tick plans today's changes and carries them out."""
+    """Scheduled evaluation: each tick plans today's changes and carries them out.
+
+    On PostgreSQL this is a procrastinate worker: start one on each machine, all sharing the
+    work through the database. On SQLite, or with --once or --in-process, ticks run here.
+    """
     from pasa.service import scheduler
+    from pasa.store.db import is_postgres
 
     engine = open_engine(create=True)
+    if not (once or in_process) and is_postgres(engine):
+        from pasa.engine import tasks
+
+        label = name or tasks.worker_name()
+        err.print(
+            f"procrastinate worker {label}: concurrency {concurrency}, "
+            f"{'plans and executes' if plan_too else 'executes only'}; Ctrl-C stops it"
+        )
+        tasks.run_worker(
+            engine,
+            get_settings().database_url,
+            concurrency=concurrency,
+            plan=plan_too,
+            name=label,
+        )
+        return
 
     def show(report: scheduler.TickReport) -> None:
         console.print(
@@ -541,6 +584,55 @@ def worker(
         on_tick=show,
         plan=plan_too,
     )
+
+
+target_app = typer.Typer(help="Targets: list them, pause and resume their provisioning.")
+app.add_typer(target_app, name="target")
+
+
+@target_app.command("list")
+def target_list(as_json: JsonOption = False) -> None:
+    """Targets with their state, concurrency, pacing and pending operations."""
+    import dataclasses
+
+    from pasa.engine.tasks import list_targets
+
+    states = list_targets(open_engine())
+    if as_json:
+        emit_json([dataclasses.asdict(s) for s in states])
+        return
+    table = Table(title="Targets")
+    for col in ("key", "name", "connector", "state", "concurrency", "rate/min", "pending"):
+        table.add_column(col)
+    for s in states:
+        table.add_row(
+            s.key,
+            s.name,
+            s.connector,
+            "[yellow]paused[/]" if s.paused else "running",
+            "invalid" if s.concurrency is None else str(s.concurrency),
+            "" if s.rate_per_minute is None else f"{s.rate_per_minute:g}",
+            f"{s.pending:,}",
+        )
+    console.print(table)
+
+
+@target_app.command("pause")
+def target_pause(key: str) -> None:
+    """Stop sending operations to a target (audited); they wait in the ledger."""
+    from pasa.engine.tasks import set_paused
+
+    changed = set_paused(open_engine(), key, True, actor=actor())
+    console.print(f"Target {key} paused" if changed else f"Target {key} was already paused")
+
+
+@target_app.command("resume")
+def target_resume(key: str) -> None:
+    """Send a paused target its waiting operations again (audited)."""
+    from pasa.engine.tasks import set_paused
+
+    changed = set_paused(open_engine(), key, False, actor=actor())
+    console.print(f"Target {key} resumed" if changed else f"Target {key} was not paused")
 
 
 @app.command()

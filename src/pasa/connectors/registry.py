@@ -37,8 +37,33 @@ def kinds() -> tuple[str, ...]:
 
 # Target settings PASA itself reads (not the connector): stripped before the factory sees them.
 # ``rate_per_minute``: the worker never sends more operations than this to the target per
-# minute (see :func:`rate_per_minute` and ``docs/operations.md``).
-PLATFORM_SETTINGS: frozenset[str] = frozenset({"reconcile", "rate_per_minute"})
+# minute (see :func:`rate_per_minute` and ``docs/operations.md``). ``concurrency``: how many
+# drain jobs may work the target at once (see :func:`concurrency` and ``pasa.engine.tasks``).
+PLATFORM_SETTINGS: frozenset[str] = frozenset({"reconcile", "rate_per_minute", "concurrency"})
+
+DEFAULT_CONCURRENCY = 4
+MAX_CONCURRENCY = 64
+
+
+def concurrency(target_key: str, settings: Mapping[str, Any]) -> int:
+    """A target's ``concurrency`` setting (default :data:`DEFAULT_CONCURRENCY`), checked."""
+    value = settings.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigurationError(
+            f"target '{target_key}': concurrency must be a whole number of parallel jobs"
+        )
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"target '{target_key}': concurrency must be a whole number of parallel jobs, "
+            f"not '{value}'"
+        ) from None
+    if not 1 <= count <= MAX_CONCURRENCY:
+        raise ConfigurationError(
+            f"target '{target_key}': concurrency must be between 1 and {MAX_CONCURRENCY}"
+        )
+    return count
 
 
 def rate_per_minute(target_key: str, settings: Mapping[str, Any]) -> float | None:
@@ -69,6 +94,7 @@ def connector_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_connector(target_key: str, connector_kind: str, settings: Mapping[str, Any]) -> Connector:
     rate_per_minute(target_key, settings)  # a bad pacing setting fails at start-up too
+    concurrency(target_key, settings)
     settings = connector_settings(settings)
     factory = _FACTORIES.get(connector_kind)
     if factory is None:

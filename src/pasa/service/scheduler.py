@@ -3,8 +3,11 @@
 A tick takes the organisation-local date of the clock's "now" (``Europe/London`` by default,
 so 23:30 UTC on 31 July in summer is already 1 August), runs the registered
 :data:`PRE_STEPS` for that date, applies the plan (operations and recorded state, one
-transaction) and runs the worker over every pending operation. ``pasa worker`` runs ticks
-(``--once`` or ``--every SECONDS``); see ``docs/operations.md``.
+transaction) and runs the worker over every pending operation, in-process, through the same
+task function the procrastinate workers run (:func:`pasa.engine.tasks.drain`).
+``pasa worker --once`` and ``pasa worker --in-process --every SECONDS`` run ticks here; on
+PostgreSQL ``pasa worker`` runs procrastinate workers, whose periodic task calls
+:func:`prepare` and defers the execution as jobs (see ``docs/architecture.md``).
 
 Other modules register pre-steps (rotation batches due today, lifecycle state recording,
 credential handover preparation) by appending to :data:`PRE_STEPS`. A pre-step takes
@@ -24,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from pasa.clock import Clock, local_date
 from pasa.config import get_settings
+from pasa.engine import tasks
 from pasa.engine.worker import WorkerReport
 from pasa.service import provisioning
 
@@ -72,18 +76,25 @@ def _name(step: PreStep) -> str:
     return getattr(step, "__qualname__", None) or getattr(step, "__name__", None) or repr(step)
 
 
-def tick(
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a tick did before execution: the local date, the pre-steps and the plan."""
+
+    at: dt.date
+    steps: tuple[StepResult, ...] = ()
+    planned: int | None = None
+
+
+def prepare(
     engine: Engine,
     clock: Clock,
     *,
     actor: str = "scheduler",
     tz: str | None = None,
     plan: bool = True,
-    max_attempts: int | None = None,
-) -> TickReport:
-    """One scheduled evaluation: pre-steps, apply (unless ``plan=False``), execute."""
-    settings = get_settings()
-    at = local_date(clock.now(), tz or settings.timezone)
+) -> Prepared:
+    """The first half of a tick: pre-steps and apply (unless ``plan=False``); no execution."""
+    at = local_date(clock.now(), tz or get_settings().timezone)
     steps: list[StepResult] = []
     for step in list(PRE_STEPS):
         name = _name(step)
@@ -95,7 +106,27 @@ def tick(
     planned: int | None = None
     if plan:
         planned = provisioning.apply(engine, at, actor=actor).operations
-    worker = provisioning.execute(
+    return Prepared(at=at, steps=tuple(steps), planned=planned)
+
+
+def tick(
+    engine: Engine,
+    clock: Clock,
+    *,
+    actor: str = "scheduler",
+    tz: str | None = None,
+    plan: bool = True,
+    max_attempts: int | None = None,
+) -> TickReport:
+    """One scheduled evaluation: pre-steps, apply (unless ``plan=False``), execute.
+
+    Execution runs in this process: :func:`pasa.engine.tasks.drain` over every target, the
+    task function a procrastinate drain job runs for one partition of one target.
+    """
+    settings = get_settings()
+    prepared = prepare(engine, clock, actor=actor, tz=tz, plan=plan)
+    at, steps, planned = prepared.at, prepared.steps, prepared.planned
+    worker = tasks.drain(
         engine,
         now=clock.now,
         max_attempts=max_attempts if max_attempts is not None else settings.max_attempts,
