@@ -39,7 +39,11 @@ def kinds() -> tuple[str, ...]:
 # ``rate_per_minute``: the worker never sends more operations than this to the target per
 # minute (see :func:`rate_per_minute` and ``docs/operations.md``). ``concurrency``: how many
 # drain jobs may work the target at once (see :func:`concurrency` and ``pasa.engine.tasks``).
-PLATFORM_SETTINGS: frozenset[str] = frozenset({"reconcile", "rate_per_minute", "concurrency"})
+# ``reconcile`` / ``reconcile_every_hours``: reconciliation policy and schedule (see
+# :func:`reconcile_every_hours` and ``pasa.service.reconcile_schedule``).
+PLATFORM_SETTINGS: frozenset[str] = frozenset(
+    {"reconcile", "reconcile_every_hours", "rate_per_minute", "concurrency"}
+)
 
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 64
@@ -87,6 +91,32 @@ def rate_per_minute(target_key: str, settings: Mapping[str, Any]) -> float | Non
     return rate
 
 
+MAX_RECONCILE_EVERY_HOURS = 24 * 366  # a year
+
+
+def reconcile_every_hours(target_key: str, settings: Mapping[str, Any]) -> float | None:
+    """A target's ``reconcile_every_hours`` setting (``None``: never scheduled), checked."""
+    value = settings.get("reconcile_every_hours")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigurationError(
+            f"target '{target_key}': reconcile_every_hours must be a number of hours"
+        )
+    try:
+        hours = float(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"target '{target_key}': reconcile_every_hours must be a number of hours, not '{value}'"
+        ) from None
+    if not 0 < hours <= MAX_RECONCILE_EVERY_HOURS:
+        raise ConfigurationError(
+            f"target '{target_key}': reconcile_every_hours must be more than zero and at most "
+            f"{MAX_RECONCILE_EVERY_HOURS:,} (a year), not '{value}'"
+        )
+    return hours
+
+
 def connector_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """A target's settings as its connector sees them (without PASA's own settings)."""
     return {k: v for k, v in settings.items() if k not in PLATFORM_SETTINGS}
@@ -95,6 +125,7 @@ def connector_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 def build_connector(target_key: str, connector_kind: str, settings: Mapping[str, Any]) -> Connector:
     rate_per_minute(target_key, settings)  # a bad pacing setting fails at start-up too
     concurrency(target_key, settings)
+    reconcile_every_hours(target_key, settings)
     settings = connector_settings(settings)
     factory = _FACTORIES.get(connector_kind)
     if factory is None:

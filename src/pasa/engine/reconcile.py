@@ -32,6 +32,10 @@ memberships) and orphans are disabled; ``missing``, ``unlinked`` and ``unmatched
 for a person to decide. Every run is stored (``reconciliation_run``), with one
 ``reconciliation_finding`` row per account that is not ``linked``, and audited
 (``reconcile.run``).
+
+Runs are on demand (``pasa reconcile TARGET``) and scheduled: a target with the setting
+``reconcile_every_hours`` is reconciled by the scheduler's tick once its last run is that old
+(:mod:`pasa.service.reconcile_schedule`).
 """
 
 from __future__ import annotations
@@ -359,13 +363,17 @@ def reconcile(
     connector: Connector | None = None,
     correct: bool | None = None,
     at: dt.date | None = None,
+    now: Callable[[], dt.datetime] | None = None,
 ) -> ReconciliationReport:
     """Read ``target_key`` back, classify every account, store and audit the findings.
 
     ``correct=None`` takes the target's ``reconcile`` setting ("report" unless "correct").
-    ``connector`` defaults to the one the target's configuration builds.
+    ``connector`` defaults to the one the target's configuration builds. ``now`` stamps the
+    run, its findings and its audit entry (default the system clock; the scheduler passes
+    its tick's time, see :mod:`pasa.service.reconcile_schedule`).
     """
-    started = clock.now()
+    now = now or clock.now
+    started = now()
     with engine.connect() as conn:
         target = _target_row(conn, target_key)
         settings = dict(target.settings or {})
@@ -421,7 +429,7 @@ def reconcile(
     finally:
         if own:
             conn_obj.close()
-    finished = clock.now()
+    finished = now()
     with engine.begin() as conn:
         if findings:
             conn.execute(

@@ -10,9 +10,9 @@ PostgreSQL ``pasa worker`` runs procrastinate workers, whose periodic task calls
 :func:`prepare` and defers the execution as jobs (see ``docs/architecture.md``).
 
 Other modules register pre-steps (rotation batches due today, lifecycle state recording,
-credential handover preparation) by appending to :data:`PRE_STEPS`. A pre-step takes
-``(engine, local date, actor)`` and returns an optional one-line summary; one that raises is
-logged and reported, and the tick carries on.
+credential handover preparation, scheduled reconciliation) by appending to
+:data:`PRE_STEPS`. A pre-step takes ``(engine, local date, actor)`` and returns an optional
+one-line summary; one that raises is logged and reported, and the tick carries on.
 """
 
 from __future__ import annotations
@@ -179,9 +179,13 @@ def run(
 
 
 # Built-in pre-steps (imported last: they import nothing from this module). Lifecycle states
-# are recorded before new accounts get their day-one activation codes.
+# are recorded before new accounts get their day-one activation codes; targets due a
+# scheduled reconciliation (``reconcile_every_hours``) are reconciled last.
 from pasa.service.handover import credential_handovers  # noqa: E402
 from pasa.service.lifecycle import lifecycle_states  # noqa: E402
+from pasa.service.reconcile_schedule import scheduled_reconciliations  # noqa: E402
 from pasa.service.rotation import rotation_batches  # noqa: E402
 
-PRE_STEPS.extend([rotation_batches, lifecycle_states, credential_handovers])
+PRE_STEPS.extend(
+    [rotation_batches, lifecycle_states, credential_handovers, scheduled_reconciliations]
+)
