@@ -353,3 +353,13 @@ def test_registry_builds_scim_from_settings(
         build_connector("portal", "scim", {"base_url": "http://x/v2", "token_env": "SCIM_MISSING"})
     with pytest.raises(ConfigurationError, match="unknown setting"):
         build_connector("portal", "scim", {"base_url": "http://x/v2", "tokn": "x"})
+
+
+def test_a_value_the_scim_schema_refuses_is_permanent_and_nothing_is_sent(
+    clean_server: ScimServer,
+) -> None:
+    connector = _connector(clean_server)
+    with pytest.raises(PermanentError, match="invalid SCIM attribute value") as caught:
+        connector.create("jsmith", sample_attributes(email="j.smith@example.test"))
+    assert not isinstance(caught.value, TransientError)
+    assert connector.read("jsmith") is None

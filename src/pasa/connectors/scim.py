@@ -368,6 +368,14 @@ class ScimConnector(Connector):
     # -- mapping ---------------------------------------------------------------------------
 
     def _apply(self, user: ScimUser, attributes: Attributes) -> None:
+        # A value the SCIM schema refuses (an address at a reserved domain, say) will never
+        # be accepted: park the operation at once with the reason instead of retrying it.
+        try:
+            self._set_attributes(user, attributes)
+        except ValidationError as exc:
+            raise PermanentError(f"{self._describe}: invalid SCIM attribute value: {exc}") from None
+
+    def _set_attributes(self, user: ScimUser, attributes: Attributes) -> None:
         unknown = sorted(set(attributes) - set(ATTRIBUTE_NAMES))
         if unknown:
             raise PermanentError(
