@@ -635,6 +635,149 @@ def target_resume(key: str) -> None:
     console.print(f"Target {key} resumed" if changed else f"Target {key} was not paused")
 
 
+token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
+app.add_typer(token_app, name="token")
+role_app = typer.Typer(help="Roles granted to users: org_admin, system_owner, auditor, ...")
+app.add_typer(role_app, name="role")
+
+
+@token_app.command("create")
+def token_create(
+    org: Annotated[str, typer.Option("--org", help="ODS code of the token's organisation.")],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", help="scim, api:read, api:write or hr:push (repeatable)."),
+    ],
+    name: Annotated[str, typer.Option(help="What uses the token (shown in lists).")] = "",
+    days: Annotated[int, typer.Option(help="Days until it expires (1-366).")] = 90,
+) -> None:
+    """Print a new API token on stdout (the only time it is shown); details on stderr."""
+    from pasa.service.access import create_token
+
+    new = create_token(
+        open_engine(create=True),
+        organisation=org,
+        scopes=scope,
+        name=name or f"{'+'.join(scope)} token for {org.upper()}",
+        actor=actor(),
+        days=days,
+    )
+    row = new.row
+    err.print(
+        f"Token #{row.token_id} '{row.name}' for {row.organisation}, scopes "
+        f"{', '.join(s.value for s in row.scopes)}, expires {row.expires_at:%Y-%m-%d %H:%M} UTC. "
+        "Store it now: PASA keeps only its hash."
+    )
+    sys.stdout.write(new.secret + "\n")
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOption = False) -> None:
+    """API tokens (never the tokens themselves): prefix, scopes, state, last use."""
+    from pasa.service.access import list_tokens
+
+    now = clock.now()
+    rows = list_tokens(open_engine())
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": r.token_id,
+                    "name": r.name,
+                    "prefix": r.prefix,
+                    "organisation": r.organisation,
+                    "scopes": [x.value for x in r.scopes],
+                    "state": r.state(now),
+                    "expires_at": r.expires_at.isoformat(),
+                    "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table(title="API tokens")
+    for col in ("id", "name", "prefix", "org", "scopes", "state", "expires", "last used"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r.token_id),
+            r.name,
+            r.prefix + "…",
+            r.organisation,
+            ", ".join(x.value for x in r.scopes),
+            r.state(now),
+            f"{r.expires_at:%Y-%m-%d}",
+            f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke an API token at once (audited)."""
+    from pasa.service.access import revoke_token
+
+    row = revoke_token(open_engine(), token_id, actor=actor())
+    console.print(f"Token #{row.token_id} '{row.name}' revoked")
+
+
+@role_app.command("grant")
+def role_grant(
+    subject: Annotated[str, typer.Argument(help="Sign-in name, e.g. jane.smith@nhs.net.")],
+    role: Annotated[str, typer.Argument(help="platform_admin, org_admin, system_owner, auditor.")],
+    org: Annotated[
+        str | None, typer.Option("--org", help="ODS code (not for platform_admin).")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The system a system_owner owns.")] = None,
+) -> None:
+    """Grant a role (audited). Line manager and staff follow from HR, never granted."""
+    from pasa.service.access import grant_role
+
+    row = grant_role(
+        open_engine(create=True), subject, role, organisation=org, target=target, actor=actor()
+    )
+    console.print(f"Granted {row.describe()}")
+
+
+@role_app.command("list")
+def role_list(
+    subject: Annotated[str | None, typer.Argument(help="Only this user.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Roles in force."""
+    from pasa.service.access import list_bindings
+
+    rows = list_bindings(open_engine(), subject)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": r.binding_id,
+                    "subject": r.subject,
+                    "role": r.role.value,
+                    "organisation": r.organisation,
+                    "target": r.target,
+                    "granted_by": r.granted_by,
+                }
+                for r in rows
+            ]
+        )
+        return
+    for r in rows:
+        console.print(r.describe())
+    if not rows:
+        console.print("No roles granted")
+
+
+@role_app.command("revoke")
+def role_revoke(binding_id: int) -> None:
+    """Revoke a granted role (audited)."""
+    from pasa.service.access import revoke_role
+
+    row = revoke_role(open_engine(), binding_id, actor=actor())
+    console.print(f"Revoked {row.describe()}")
+
+
 @app.command()
 def explain(
     person: str,

@@ -525,3 +525,41 @@ rotation_batch = sa.Table(
     sa.Column("preview", Json, nullable=True),
     sa.Column("report", Json, nullable=True),
 )
+
+# --- who may use PASA: granted roles and API tokens ---------------------------------------
+
+# A role granted to a user (their sign-in name: the OIDC ``preferred_username`` / e-mail),
+# in one organisation (NULL: every one, for platform admins) and, for a system owner, over
+# one target. Line manager and staff are not stored: they follow from HR.
+role_binding = sa.Table(
+    "role_binding",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subject", sa.String(254), nullable=False, index=True),
+    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=True),
+    sa.Column("target_key", sa.String(60), nullable=True),
+    sa.Column("granted_by", sa.String(200), nullable=False),
+    sa.Column("granted_at", Timestamp, nullable=False),
+    sa.Column("revoked_by", sa.String(200), nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+# Only a SHA-256 of the token is stored (tokens are 256 random bits: a slow hash adds
+# nothing); the token itself is shown once, when created. ``prefix`` identifies it in lists.
+api_token = sa.Table(
+    "api_token",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_by", sa.String(200), nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
