@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.engine import Engine
 
 from pasa import __version__
@@ -17,6 +17,33 @@ from pasa.config import get_settings
 from pasa.connectors.base import Connector
 from pasa.store import schema as s
 from pasa.store.db import make_engine
+from pasa.web.security import AccessDenied
+
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+_TITLES = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+
+
+def denial_response(request: Request, exc: AccessDenied) -> Response:
+    """A refusal in the caller's protocol: a SCIM error under ``/scim``, else RFC 9457."""
+    headers = {"WWW-Authenticate": 'Bearer realm="PASA"'} if exc.status == 401 else {}
+    if request.url.path.startswith("/scim/"):
+        return JSONResponse(
+            {"schemas": [SCIM_ERROR], "status": str(exc.status), "detail": exc.detail},
+            status_code=exc.status,
+            media_type="application/scim+json",
+            headers=headers,
+        )
+    return JSONResponse(
+        {
+            "type": "about:blank",
+            "title": _TITLES.get(exc.status, "Refused"),
+            "status": exc.status,
+            "detail": exc.detail,
+        },
+        status_code=exc.status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -81,7 +108,25 @@ def create_app(
     connectors (built per activation) and the system clock."""
     eng = engine or make_engine(get_settings().database_url)
     the_clock = clock or SystemClock()
-    app = FastAPI(title="PASA", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="PASA",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.engine = eng
+    app.state.clock = the_clock
+
+    @app.exception_handler(AccessDenied)
+    def access_denied(request: Request, exc: AccessDenied) -> Response:
+        return denial_response(request, exc)
+
+    from pasa.web.api import router as api_router
+    from pasa.web.scim import router as scim_router
+
+    app.include_router(api_router)
+    app.include_router(scim_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
