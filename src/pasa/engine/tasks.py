@@ -29,7 +29,7 @@ start ``pasa worker`` on as many machines as wanted, all pointing at the same da
 * The periodic task ``pasa.retry_stalled`` (every minute) puts back the jobs of a worker
   that died without stopping (SIGKILL, power loss): procrastinate workers send heartbeats,
   and a ``doing`` job whose worker's heartbeat is older than :data:`STALLED_AFTER` seconds
-  is retried (procrastinate's documented recipe). The operation that worker had in hand was
+  is retried (procrastinate's documented recipe). The batch that worker had in hand was
   never committed; it is sent again (connectors are idempotent), so nothing is lost.
 
 The embedded default (SQLite, and ``pasa worker --once`` on any database) calls the same

@@ -1,6 +1,7 @@
 """The in-process worker: carries pending operations from the ledger to the connectors.
 
-Rules (each one is a test in ``tests/engine/test_worker.py``):
+Rules (each one is a test in ``tests/engine/test_worker.py`` or
+``tests/engine/test_worker_batches.py``):
 
 * Targets are worked one after another, and a failing target never blocks the others: its
   failures are recorded on its own operations and the worker moves on.
@@ -13,15 +14,33 @@ Rules (each one is a test in ``tests/engine/test_worker.py``):
   :class:`~pasa.connectors.base.PermanentError` (incl. conflicts, not-found) parks at once.
 * :class:`~pasa.connectors.base.ManualFulfilment` → a ``manual_task`` row and status
   ``waiting_manual``.
-* Paused targets are skipped. Every outcome is committed in its own transaction, with its
-  audit entry, before the next operation starts — a killed worker loses at most the
-  operation in hand, which is re-sent (connectors are idempotent).
-* Safe to run concurrently on PostgreSQL: each operation is claimed with
-  ``SELECT ... FOR UPDATE SKIP LOCKED`` and re-checked inside the claiming transaction.
+* Paused targets are skipped.
+* **Batches.** A target's due operations are claimed and committed in batches: one
+  transaction claims up to ``batch_size`` operations (default :data:`BATCH_SIZE`), sends them
+  one after another (a connector is called once per operation, in ledger order), and
+  commits every outcome of the batch together: the operation rows, the account changes
+  (external ids, renames), manual tasks, and the batch's audit entries as one multi-row
+  insert (:func:`pasa.audit.log.append_many`). A batch also ends once it has been open for
+  ``batch_seconds`` (default :data:`BATCH_SECONDS`, by the run's clock, pacing waits
+  included), so a slow or paced target commits often; the operations it had claimed but not
+  sent go to the next batch.
+* **Crash safety.** Connector calls happen *before* their batch commits. A worker killed
+  mid-batch (SIGKILL, power loss) loses the outcomes of that batch only: those operations
+  are still pending in the ledger and are sent again by the next run — at most
+  ``batch_size`` operations, each of which the connectors accept again (they are
+  idempotent: a repeated create returns the same id, a repeated membership change is a
+  no-op). An operation whose outcome was committed is never sent again. A worker stopped
+  by an exception (Ctrl-C, ``SystemExit``) still commits the outcomes it has before the
+  exception goes on; only the operation in hand is sent again.
+* Safe to run concurrently on PostgreSQL: a batch's operations are claimed with
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` and re-checked inside the claiming transaction
+  (still pending, due, no earlier open operation of the account outside the batch); an
+  operation another worker holds is left to it.
 * Pacing: a target whose settings carry ``rate_per_minute`` gets at most that many operations
   per minute (a token bucket per target, one token every ``60 / rate`` seconds, driven by the
   injectable ``now`` and ``sleep``). The worker waits for a token rather than skipping, so
-  one run still drains the target, slowly; the wait is reported per target.
+  one run still drains the target, slowly; the wait is reported per target. Only an
+  operation about to be sent takes a token.
 * A ``rename`` that succeeds changes the account's recorded username in the same
   transaction as the success record; later operations of that account use the new name.
 """
@@ -31,7 +50,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +78,11 @@ from pasa.store.schema import account, manual_task, operation, target
 
 ACTOR = "worker"
 _PAGE = 1000
+# Operations claimed and committed per transaction: also the most a killed worker re-sends.
+BATCH_SIZE = 200
+# A batch commits once it has been open this long (seconds, by the run's clock).
+BATCH_SECONDS = 2.0
+_CHUNK = 500  # ids per IN (...) list
 
 _NEEDS: dict[OperationKind, Capability] = {
     OperationKind.CREATE_ACCOUNT: Capability.CREATE,
@@ -139,6 +164,11 @@ def _due(not_before: dt.datetime | None, now: dt.datetime) -> bool:
     return not_before is None or _utc(not_before) <= now
 
 
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 @dataclass
 class _Bucket:
     """A token bucket of one token: the next send may start at ``next_at``."""
@@ -164,6 +194,8 @@ class _Run:
     # (k, n): only operations of people with person_id % n == k. Every operation of one
     # account falls in one partition, so partitions can run in parallel in any order.
     partition: tuple[int, int] | None = None
+    batch_size: int = BATCH_SIZE
+    batch_seconds: float = BATCH_SECONDS
 
     def in_partition(self) -> sa.ColumnElement[bool]:
         if self.partition is None:
@@ -177,11 +209,22 @@ class _Run:
     def room(self) -> bool:
         return self.limit is None or self.report.executed < self.limit
 
-    def pace(self, bucket: _Bucket | None, counts: TargetReport) -> _Bucket | None:
-        """Wait (by ``sleep``) for the paced target's next token; return the token taken."""
+    def batch_cap(self) -> int:
+        """Operations to claim for the next batch: never more than the run's limit allows."""
+        if self.limit is None:
+            return self.batch_size
+        return max(1, min(self.batch_size, self.limit - self.report.executed))
+
+    def wait_for(self, bucket: _Bucket | None) -> float:
+        """Seconds until the paced target's next token (0 for an unpaced target)."""
+        if bucket is None or bucket.next_at is None:
+            return 0.0
+        return max(0.0, (bucket.next_at - self.now()).total_seconds())
+
+    def pace(self, bucket: _Bucket | None, counts: TargetReport) -> None:
+        """Wait (by ``sleep``) for the paced target's next token and take it."""
         if bucket is None:
-            return None
-        taken = _Bucket(bucket.interval, bucket.next_at)
+            return
         now = self.now()
         wait = 0.0 if bucket.next_at is None else (bucket.next_at - now).total_seconds()
         if wait > 0:
@@ -189,7 +232,6 @@ class _Run:
             counts.waited += wait
             now = bucket.next_at or now
         bucket.next_at = now + bucket.interval
-        return taken
 
     def backoff(self, attempts: int, retry_after: float | None) -> dt.timedelta:
         seconds = min(self.backoff_base * 2 ** max(attempts - 1, 0), self.backoff_cap)
@@ -213,6 +255,8 @@ def run_pending(
     circuit_breaker: int = 10,
     sleep: Callable[[float], None] = time.sleep,
     partition: tuple[int, int] | None = None,
+    batch_size: int = BATCH_SIZE,
+    batch_seconds: float = BATCH_SECONDS,
 ) -> WorkerReport:
     """Execute every due pending operation once; return what happened.
 
@@ -221,9 +265,15 @@ def run_pending(
     counted as deferred and tried on the next run). A target with ``rate_per_minute`` in its
     settings is paced: the run waits (``sleep``, in seconds) for its tokens. ``partition``
     ``(k, n)`` limits the run to the accounts of people whose id is ``k`` modulo ``n``.
+    ``batch_size`` operations at most are claimed and committed per transaction, and a batch
+    commits once it has been open ``batch_seconds``; a killed worker re-sends at most one
+    batch (see the module docstring). ``progress`` is called with the running number of
+    executed operations once their outcomes are committed.
     """
     if partition is not None and not 0 <= partition[0] < partition[1]:
         raise ValueError(f"partition {partition} must be (k, n) with 0 <= k < n")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     run = _Run(
         engine=engine,
         clock=now or (lambda: dt.datetime.now(dt.UTC)),
@@ -238,6 +288,8 @@ def run_pending(
         report=WorkerReport(),
         sleep=sleep,
         partition=partition,
+        batch_size=batch_size,
+        batch_seconds=batch_seconds,
     )
     with engine.connect() as conn:
         targets = conn.execute(
@@ -281,157 +333,321 @@ def _count_due(run: _Run, target_id: int) -> int:
         return sum(1 for (nb,) in rows if _due(nb, now))
 
 
+# A row of the target's page of open operations: id, person_id, status, not_before.
+_Candidate = Any
+
+
+@dataclass
+class _Target:
+    """One target's work in this run: its connector, counts, pacing and failure streak."""
+
+    id: int
+    key: str
+    connector: Connector
+    counts: TargetReport
+    bucket: _Bucket | None
+    blocked: set[int] = field(default_factory=set)  # person ids with an unfinished operation
+    transient_in_a_row: int = 0
+
+    def circuit_open(self, run: _Run) -> bool:
+        return self.transient_in_a_row >= run.circuit_breaker
+
+
 def _run_target(
     run: _Run, target_id: int, key: str, connector: Connector, rate: float | None = None
 ) -> None:
-    counts = run.report.by_target.setdefault(key, TargetReport())
-    bucket = _Bucket(dt.timedelta(seconds=60 / rate)) if rate else None
-    blocked: set[int] = set()  # person ids with an unfinished earlier operation
-    transient_in_a_row = 0
+    tgt = _Target(
+        id=target_id,
+        key=key,
+        connector=connector,
+        counts=run.report.by_target.setdefault(key, TargetReport()),
+        bucket=_Bucket(dt.timedelta(seconds=60 / rate)) if rate else None,
+    )
+    queue: deque[_Candidate] = deque()
+    batch: list[_Candidate] = []
     after = 0
+    exhausted = False
     start = run.now()
     while True:
-        with run.engine.connect() as conn:
-            page = conn.execute(
-                sa.select(
-                    operation.c.id,
-                    operation.c.person_id,
-                    operation.c.status,
-                    operation.c.not_before,
-                )
-                .where(
-                    operation.c.target_id == target_id,
-                    operation.c.status.in_(OPEN_STATUSES),
-                    operation.c.id > after,
-                    run.in_partition(),
-                )
-                .order_by(operation.c.id)
-                .limit(_PAGE)
-            ).all()
-        if not page:
-            return
-        after = page[-1].id
-        for row in page:
-            runnable = row.status == OperationStatus.PENDING and _due(row.not_before, start)
-            if row.person_id in blocked or not runnable:
-                if runnable:
-                    run.report.blocked += 1
-                blocked.add(row.person_id)
-                continue
-            if not run.room() or transient_in_a_row >= run.circuit_breaker:
-                run.report.deferred += 1
-                continue
-            token = run.pace(bucket, counts)
-            outcome = _execute(run, key, connector, row.id)
-            if token is not None and bucket is not None and outcome not in _SENT:
-                bucket.next_at = token.next_at  # nothing was sent: give the token back
-            if outcome == "retried":
-                transient_in_a_row += 1
-                if transient_in_a_row == run.circuit_breaker:
-                    run.report.circuit_open_targets.append(key)
-            elif outcome in ("succeeded", "parked", "waiting_manual"):
-                transient_in_a_row = 0
-            if outcome == "blocked":
+        if not queue and not exhausted:
+            with run.engine.connect() as conn:
+                page = conn.execute(
+                    sa.select(
+                        operation.c.id,
+                        operation.c.person_id,
+                        operation.c.status,
+                        operation.c.not_before,
+                    )
+                    .where(
+                        operation.c.target_id == target_id,
+                        operation.c.status.in_(OPEN_STATUSES),
+                        operation.c.id > after,
+                        run.in_partition(),
+                    )
+                    .order_by(operation.c.id)
+                    .limit(_PAGE)
+                ).all()
+            if page:
+                after = page[-1].id
+                queue.extend(page)
+            else:
+                exhausted = True
+        if not queue:
+            if not batch:
+                return
+            queue.extendleft(reversed(_run_batch(run, tgt, batch)))
+            batch = []
+            continue
+        row = queue.popleft()
+        runnable = row.status == OperationStatus.PENDING and _due(row.not_before, start)
+        if row.person_id in tgt.blocked or not runnable:
+            if runnable:
                 run.report.blocked += 1
-            if outcome in ("succeeded", "parked", "waiting_manual", "retried"):
-                setattr(counts, outcome, getattr(counts, outcome) + 1)
-                setattr(run.report, outcome, getattr(run.report, outcome) + 1)
-                if run.progress is not None:
-                    run.progress(run.report.executed)
-            if outcome != "succeeded":
-                blocked.add(row.person_id)
+            tgt.blocked.add(row.person_id)
+            continue
+        if not run.room() or tgt.circuit_open(run):
+            run.report.deferred += 1
+            continue
+        batch.append(row)
+        if len(batch) >= run.batch_cap():
+            # Operations the batch claimed but did not send come back first, in order.
+            queue.extendleft(reversed(_run_batch(run, tgt, batch)))
+            batch = []
 
 
-_SENT = frozenset({"succeeded", "parked", "waiting_manual", "retried"})
+@dataclass
+class _Account:
+    """The recorded account an operation acts on, as this batch has changed it so far."""
+
+    id: int
+    username: str
+    attributes: dict[str, Any]
 
 
-def _claim(conn: Connection, op_id: int) -> sa.Row[Any] | None:
-    query = sa.select(operation).where(
-        operation.c.id == op_id, operation.c.status == OperationStatus.PENDING
+@dataclass
+class _Batch:
+    """The operations one transaction claimed, and the outcomes to commit with it."""
+
+    key: str
+    ops: dict[int, sa.Row[Any]]  # claimed (locked) operations, by id
+    # person id -> ids of that account's open operations on the target (ascending)
+    open_ids: dict[int, list[int]]
+    # person id -> (id, username) of that account's open renames (ascending)
+    renames: dict[int, list[tuple[int, str]]]
+    accounts: dict[int, _Account]  # by account id
+    account_of_person: dict[int, int]  # person id -> account id
+    updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    external_ids: list[dict[str, Any]] = field(default_factory=list)
+    new_usernames: list[dict[str, Any]] = field(default_factory=list)
+    # (operation, audit details to complete with the task id, task values)
+    manual: list[tuple[sa.Row[Any], dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    entries: list[audit.Entry] = field(default_factory=list)
+    sent: int = 0
+
+    def waits_behind_earlier(self, op: sa.Row[Any]) -> bool:
+        """An earlier operation of the account is open and not this batch's to run first."""
+        for other in self.open_ids.get(op.person_id, ()):
+            if other >= op.id:
+                return False
+            if other not in self.ops:
+                return True
+        return False
+
+    def account_of(self, op: sa.Row[Any]) -> _Account | None:
+        if op.account_id is not None:
+            return self.accounts.get(op.account_id)
+        found = self.account_of_person.get(op.person_id)
+        return None if found is None else self.accounts.get(found)
+
+    def later_rename(self, op: sa.Row[Any]) -> str | None:
+        """The name the account's first unfinished rename recorded after ``op`` starts from.
+
+        Operations run in id order, so the renames after ``op`` are as the batch found them.
+        """
+        for other, username in self.renames.get(op.person_id, ()):
+            if other > op.id:
+                return username
+        return None
+
+    def outcome(self, result: str, params: dict[str, Any]) -> None:
+        self.updates.setdefault(result, []).append(params)
+
+    def audit(
+        self, run: _Run, action: str, op: sa.Row[Any], details: dict[str, Any], when: dt.datetime
+    ) -> None:
+        self.entries.append(
+            audit.Entry(
+                actor=run.actor,
+                action=action,
+                subject_type="operation",
+                subject_id=op.id,
+                details=details,
+                at=when,
+            )
+        )
+
+
+# What sending an operation and recording its outcome read of it.
+_CLAIMED = tuple(
+    operation.c[name]
+    for name in (
+        "id",
+        "plan_id",
+        "target_id",
+        "person_id",
+        "account_id",
+        "kind",
+        "username",
+        "payload",
+        "attempts",
+        "not_before",
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return conn.execute(query).first()
+)
 
 
-def _execute(run: _Run, key: str, connector: Connector, op_id: int) -> str:
-    """Run one operation; commit its outcome and audit entry. Returns the outcome."""
-    with run.engine.begin() as conn:
-        op = _claim(conn, op_id)
-        if op is None:
-            return "gone"  # another worker has it, or it changed state meanwhile
-        if not _due(op.not_before, run.now()):
-            return "not_due"
-        earlier = conn.execute(
-            sa.select(operation.c.id)
+def _claim(conn: Connection, tgt: _Target, ids: Sequence[int]) -> _Batch:
+    """Lock the batch's operations that are still pending, and read what running them needs."""
+    ops: dict[int, sa.Row[Any]] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(*_CLAIMED).where(
+            operation.c.id.in_(chunk), operation.c.status == OperationStatus.PENDING
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ops.update((row.id, row) for row in conn.execute(query))
+    persons = sorted({op.person_id for op in ops.values()})
+    open_ids: dict[int, list[int]] = {}
+    renames: dict[int, list[tuple[int, str]]] = {}
+    for chunk in _chunks(persons):
+        rows = conn.execute(
+            sa.select(operation.c.id, operation.c.person_id, operation.c.kind, operation.c.username)
             .where(
-                operation.c.target_id == op.target_id,
-                operation.c.person_id == op.person_id,
-                operation.c.id < op.id,
+                operation.c.target_id == tgt.id,
+                operation.c.person_id.in_(chunk),
                 operation.c.status.in_(OPEN_STATUSES),
             )
-            .limit(1)
-        ).first()
-        if earlier is not None:
-            return "blocked"
-        acct = _account_of(conn, op)
-        kind = OperationKind(op.kind)
-        username = _current_username(conn, op, kind, acct)
-        needed = _NEEDS[kind]
-        if needed not in connector.capabilities:
-            return _park(
-                run,
-                conn,
-                op,
-                key,
-                username,
-                f"the connector for {key} cannot do '{needed}' operations; carry it "
-                "out by hand and cancel this operation",
-            )
-        try:
-            external_id = _call(connector, kind, username, op.payload or {})
-        except ManualFulfilment as signal:
-            return _manual(run, conn, op, key, username, acct, signal)
-        except TransientError as exc:
-            return _retry(run, conn, op, key, username, str(exc), exc.retry_after)
-        except ConnectorError as exc:
-            return _park(run, conn, op, key, username, str(exc) or type(exc).__name__)
-        except (OSError, TimeoutError) as exc:
-            return _retry(run, conn, op, key, username, f"connection error: {exc}", None)
-        except Exception as exc:  # a connector bug must not stop the other targets
-            return _retry(
-                run, conn, op, key, username, f"unexpected {type(exc).__name__}: {exc}", None
-            )
-        return _succeed(run, conn, op, key, username, acct, external_id, kind)
-
-
-def _account_of(conn: Connection, op: sa.Row[Any]) -> sa.Row[Any] | None:
-    if op.account_id is not None:
-        where = account.c.id == op.account_id
-    else:
-        where = sa.and_(account.c.target_id == op.target_id, account.c.person_id == op.person_id)
-    return conn.execute(sa.select(account).where(where)).first()
-
-
-def _later_rename(conn: Connection, op: sa.Row[Any]) -> str | None:
-    """The name the account's first unfinished rename recorded after ``op`` starts from."""
-    name = conn.execute(
-        sa.select(operation.c.username)
-        .where(
-            operation.c.target_id == op.target_id,
-            operation.c.person_id == op.person_id,
-            operation.c.kind == OperationKind.RENAME,
-            operation.c.id > op.id,
-            operation.c.status.in_(OPEN_STATUSES),
+            .order_by(operation.c.id)
         )
-        .order_by(operation.c.id)
-        .limit(1)
-    ).scalar()
-    return None if name is None else str(name)
+        for row in rows:
+            open_ids.setdefault(row.person_id, []).append(row.id)
+            if row.kind == OperationKind.RENAME:
+                renames.setdefault(row.person_id, []).append((row.id, str(row.username)))
+    accounts: dict[int, _Account] = {}
+    account_of_person: dict[int, int] = {}
+    by_id = sorted({op.account_id for op in ops.values() if op.account_id is not None})
+    by_person = sorted({op.person_id for op in ops.values() if op.account_id is None})
+    columns = (account.c.id, account.c.person_id, account.c.username, account.c.attributes)
+    for chunk in _chunks(by_id):
+        for row in conn.execute(sa.select(*columns).where(account.c.id.in_(chunk))):
+            accounts[row.id] = _Account(row.id, str(row.username), dict(row.attributes or {}))
+    for chunk in _chunks(by_person):
+        query = sa.select(*columns).where(
+            account.c.target_id == tgt.id, account.c.person_id.in_(chunk)
+        )
+        for row in conn.execute(query):
+            accounts.setdefault(
+                row.id, _Account(row.id, str(row.username), dict(row.attributes or {}))
+            )
+            account_of_person[row.person_id] = row.id
+    return _Batch(tgt.key, ops, open_ids, renames, accounts, account_of_person)
+
+
+def _run_batch(run: _Run, tgt: _Target, rows: list[_Candidate]) -> list[_Candidate]:
+    """Claim, send and commit one batch; return the rows it claimed but did not get to."""
+    executed_before = run.report.executed
+    interrupted: BaseException | None = None
+    leftover: list[_Candidate] = []
+    with run.engine.connect() as conn, conn.begin():
+        batch = _claim(conn, tgt, [row.id for row in rows])
+        try:
+            leftover = _send(run, tgt, batch, rows)
+        except BaseException as exc:  # stopped mid-batch: keep what was done, then stop
+            interrupted = exc
+        try:
+            _write(conn, batch)
+        except BaseException:
+            if interrupted is not None:
+                raise interrupted from None
+            raise
+    if interrupted is not None:
+        raise interrupted
+    if run.progress is not None:
+        for executed in range(executed_before + 1, run.report.executed + 1):
+            run.progress(executed)
+    return leftover
+
+
+def _send(run: _Run, tgt: _Target, batch: _Batch, rows: list[_Candidate]) -> list[_Candidate]:
+    """Send the batch's operations in order; return the rows left for the next batch."""
+    opened = run.now()
+    for index, row in enumerate(rows):
+        if row.person_id in tgt.blocked:  # an earlier operation of this batch did not succeed
+            run.report.blocked += 1
+            continue
+        if not run.room() or tgt.circuit_open(run):
+            run.report.deferred += 1
+            continue
+        op = batch.ops.get(row.id)
+        if op is None or not _due(op.not_before, run.now()):
+            # Another worker has it, or it changed state meanwhile.
+            tgt.blocked.add(row.person_id)
+            continue
+        if batch.waits_behind_earlier(op):
+            run.report.blocked += 1
+            tgt.blocked.add(row.person_id)
+            continue
+        if batch.sent:
+            open_for = (run.now() - opened).total_seconds() + run.wait_for(tgt.bucket)
+            if open_for > run.batch_seconds:
+                return rows[index:]  # commit what was sent; the rest goes to the next batch
+        run.pace(tgt.bucket, tgt.counts)
+        outcome = _attempt(run, batch, tgt.connector, op)
+        batch.sent += 1
+        if outcome == "retried":
+            tgt.transient_in_a_row += 1
+            if tgt.transient_in_a_row == run.circuit_breaker:
+                run.report.circuit_open_targets.append(tgt.key)
+        else:
+            tgt.transient_in_a_row = 0
+        setattr(tgt.counts, outcome, getattr(tgt.counts, outcome) + 1)
+        setattr(run.report, outcome, getattr(run.report, outcome) + 1)
+        if outcome != "succeeded":
+            tgt.blocked.add(row.person_id)
+    return []
+
+
+def _attempt(run: _Run, batch: _Batch, connector: Connector, op: sa.Row[Any]) -> str:
+    """Send one claimed operation and record its outcome in the batch. Returns the outcome."""
+    acct = batch.account_of(op)
+    kind = OperationKind(op.kind)
+    username = _current_username(batch, op, kind, acct)
+    needed = _NEEDS[kind]
+    if needed not in connector.capabilities:
+        return _park(
+            run,
+            batch,
+            op,
+            username,
+            f"the connector for {batch.key} cannot do '{needed}' operations; carry it "
+            "out by hand and cancel this operation",
+        )
+    try:
+        external_id = _call(connector, kind, username, op.payload or {})
+    except ManualFulfilment as signal:
+        return _manual(run, batch, op, username, acct, signal)
+    except TransientError as exc:
+        return _retry(run, batch, op, username, str(exc), exc.retry_after)
+    except ConnectorError as exc:
+        return _park(run, batch, op, username, str(exc) or type(exc).__name__)
+    except (OSError, TimeoutError) as exc:
+        return _retry(run, batch, op, username, f"connection error: {exc}", None)
+    except Exception as exc:  # a connector bug must not stop the other targets
+        return _retry(run, batch, op, username, f"unexpected {type(exc).__name__}: {exc}", None)
+    return _succeed(run, batch, op, username, acct, external_id, kind)
 
 
 def _current_username(
-    conn: Connection, op: sa.Row[Any], kind: OperationKind, acct: sa.Row[Any] | None
+    batch: _Batch, op: sa.Row[Any], kind: OperationKind, acct: _Account | None
 ) -> str:
     """The name the account has in the target when ``op`` runs.
 
@@ -443,10 +659,10 @@ def _current_username(
     if kind is OperationKind.RENAME or acct is None:
         return str(op.username)
     if acct.username != op.username:
-        later = _later_rename(conn, op)
+        later = batch.later_rename(op)
         if later is not None:
             return later
-    return str(acct.username)
+    return acct.username
 
 
 def _call(
@@ -513,70 +729,34 @@ def _details(op: sa.Row[Any], key: str, username: str, **extra: Any) -> dict[str
     }
 
 
-def _audit(
-    run: _Run,
-    conn: Connection,
-    action: str,
-    op: sa.Row[Any],
-    details: dict[str, Any],
-    when: dt.datetime,
-) -> None:
-    audit.append(
-        conn,
-        actor=run.actor,
-        action=action,
-        subject_type="operation",
-        subject_id=op.id,
-        details=details,
-        at=when,
-    )
-
-
 def _succeed(
     run: _Run,
-    conn: Connection,
+    batch: _Batch,
     op: sa.Row[Any],
-    key: str,
     username: str,
-    acct: sa.Row[Any] | None,
+    acct: _Account | None,
     external_id: str | None,
     kind: OperationKind | None = None,
 ) -> str:
     when = run.now()
-    conn.execute(
-        operation.update()
-        .where(operation.c.id == op.id)
-        .values(
-            status=OperationStatus.SUCCEEDED,
-            attempts=op.attempts + 1,
-            completed_at=when,
-            last_error=None,
-            not_before=None,
-        )
-    )
+    batch.outcome("succeeded", {"b_id": op.id, "b_attempts": op.attempts + 1, "b_when": when})
     if external_id is not None and acct is not None:
-        conn.execute(
-            account.update()
-            .where(account.c.id == acct.id)
-            .values(external_id=external_id, updated_at=when)
-        )
+        batch.external_ids.append({"b_id": acct.id, "b_external_id": external_id, "b_when": when})
     extra: dict[str, Any] = {}
     if kind is OperationKind.RENAME:
         new_username = _new_username(op.payload or {})
         extra["new_username"] = new_username
         # Record the new name, unless a later rename (already recorded) supersedes it.
-        if acct is not None and _later_rename(conn, op) is None:
-            conn.execute(
-                account.update()
-                .where(account.c.id == acct.id, account.c.username != new_username)
-                .values(username=new_username, updated_at=when)
+        if acct is not None and batch.later_rename(op) is None:
+            batch.new_usernames.append(
+                {"b_id": acct.id, "b_username": new_username, "b_when": when}
             )
-    _audit(
+            acct.username = new_username
+    batch.audit(
         run,
-        conn,
         "operation.succeeded",
         op,
-        _details(op, key, username, external_id=external_id, **extra),
+        _details(op, batch.key, username, external_id=external_id, **extra),
         when,
     )
     return "succeeded"
@@ -584,64 +764,49 @@ def _succeed(
 
 def _retry(
     run: _Run,
-    conn: Connection,
+    batch: _Batch,
     op: sa.Row[Any],
-    key: str,
     username: str,
     message: str,
     retry_after: float | None,
 ) -> str:
     attempts = op.attempts + 1
     if attempts >= run.max_attempts:
-        return _park(run, conn, op, key, username, f"gave up after {attempts} attempts: {message}")
+        return _park(run, batch, op, username, f"gave up after {attempts} attempts: {message}")
     when = run.now()
     not_before = when + run.backoff(attempts, retry_after)
-    conn.execute(
-        operation.update()
-        .where(operation.c.id == op.id)
-        .values(attempts=attempts, last_error=message, not_before=not_before)
+    batch.outcome(
+        "retried",
+        {"b_id": op.id, "b_attempts": attempts, "b_error": message, "b_not_before": not_before},
     )
-    _audit(
+    batch.audit(
         run,
-        conn,
         "operation.retry",
         op,
-        _details(op, key, username, error=message, not_before=not_before.isoformat()),
+        _details(op, batch.key, username, error=message, not_before=not_before.isoformat()),
         when,
     )
     return "retried"
 
 
-def _park(
-    run: _Run, conn: Connection, op: sa.Row[Any], key: str, username: str, message: str
-) -> str:
+def _park(run: _Run, batch: _Batch, op: sa.Row[Any], username: str, message: str) -> str:
     when = run.now()
-    conn.execute(
-        operation.update()
-        .where(operation.c.id == op.id)
-        .values(
-            status=OperationStatus.PARKED,
-            attempts=op.attempts + 1,
-            last_error=message,
-            not_before=None,
-        )
-    )
-    _audit(run, conn, "operation.parked", op, _details(op, key, username, error=message), when)
+    batch.outcome("parked", {"b_id": op.id, "b_attempts": op.attempts + 1, "b_error": message})
+    batch.audit(run, "operation.parked", op, _details(op, batch.key, username, error=message), when)
     return "parked"
 
 
 def _manual(
     run: _Run,
-    conn: Connection,
+    batch: _Batch,
     op: sa.Row[Any],
-    key: str,
     username: str,
-    acct: sa.Row[Any] | None,
+    acct: _Account | None,
     signal: ManualFulfilment,
 ) -> str:
     when = run.now()
     payload = dict(op.payload or {})
-    attributes = dict(acct.attributes or {}) if acct is not None else {}
+    attributes = dict(acct.attributes) if acct is not None else {}
     if not attributes and op.kind == OperationKind.CREATE_ACCOUNT:
         attributes = create_attributes(payload)
     instructions = signal.instructions or describe_task(
@@ -658,33 +823,106 @@ def _manual(
         "completed_by": None,
         "completion": None,
     }
+    batch.outcome("waiting_manual", {"b_id": op.id, "b_attempts": op.attempts + 1})
+    # The task id is known once the task is written (see _write), before the audit entry.
+    details = _details(
+        op,
+        batch.key,
+        username,
+        task_id=None,
+        assignee=signal.assignee,
+        instructions=instructions,
+    )
+    batch.manual.append((op, details, values))
+    batch.audit(run, "operation.manual", op, details, when)
+    return "waiting_manual"
+
+
+# --- committing a batch --------------------------------------------------------------------
+
+_B = sa.bindparam
+
+_UPDATES: dict[str, sa.Update] = {
+    "succeeded": operation.update()
+    .where(operation.c.id == _B("b_id"))
+    .values(
+        status=OperationStatus.SUCCEEDED,
+        attempts=_B("b_attempts"),
+        completed_at=_B("b_when", type_=operation.c.completed_at.type),
+        last_error=None,
+        not_before=None,
+    ),
+    "retried": operation.update()
+    .where(operation.c.id == _B("b_id"))
+    .values(
+        attempts=_B("b_attempts"),
+        last_error=_B("b_error"),
+        not_before=_B("b_not_before", type_=operation.c.not_before.type),
+    ),
+    "parked": operation.update()
+    .where(operation.c.id == _B("b_id"))
+    .values(
+        status=OperationStatus.PARKED,
+        attempts=_B("b_attempts"),
+        last_error=_B("b_error"),
+        not_before=None,
+    ),
+    "waiting_manual": operation.update()
+    .where(operation.c.id == _B("b_id"))
+    .values(
+        status=OperationStatus.WAITING_MANUAL,
+        attempts=_B("b_attempts"),
+        not_before=None,
+        last_error=None,
+    ),
+}
+
+_SET_EXTERNAL_ID = (
+    account.update()
+    .where(account.c.id == _B("b_id"))
+    .values(
+        external_id=_B("b_external_id"),
+        updated_at=_B("b_when", type_=account.c.updated_at.type),
+    )
+)
+
+_SET_USERNAME = (
+    account.update()
+    .where(account.c.id == _B("b_id"), account.c.username != _B("b_username"))
+    .values(
+        username=_B("b_username"),
+        updated_at=_B("b_when", type_=account.c.updated_at.type),
+    )
+)
+
+
+def _write(conn: Connection, batch: _Batch) -> None:
+    """Record every outcome of the batch in ``conn``'s transaction, audit entries last."""
+    for result, statement in _UPDATES.items():
+        params = batch.updates.get(result)
+        if params:
+            conn.execute(statement, params)
+    if batch.external_ids:
+        conn.execute(_SET_EXTERNAL_ID, batch.external_ids)
+    for rename in batch.new_usernames:  # one by one, in order: a later rename wins
+        conn.execute(_SET_USERNAME, rename)
+    for op, details, values in batch.manual:
+        details["task_id"] = _write_task(conn, op.id, values)
+    audit.append_many(conn, batch.entries)
+
+
+def _write_task(conn: Connection, op_id: int, values: dict[str, Any]) -> int:
     task_id = conn.execute(
-        sa.select(manual_task.c.id).where(manual_task.c.operation_id == op.id)
+        sa.select(manual_task.c.id).where(manual_task.c.operation_id == op_id)
     ).scalar()
     if task_id is None:
-        task_id = conn.execute(
-            manual_task.insert().values(operation_id=op.id, **values).returning(manual_task.c.id)
-        ).scalar_one()
-    else:  # the operation was retried after its task was cancelled: reopen the task
-        conn.execute(manual_task.update().where(manual_task.c.id == task_id).values(values))
-    conn.execute(
-        operation.update()
-        .where(operation.c.id == op.id)
-        .values(
-            status=OperationStatus.WAITING_MANUAL,
-            attempts=op.attempts + 1,
-            not_before=None,
-            last_error=None,
+        return int(
+            conn.execute(
+                manual_task.insert()
+                .values(operation_id=op_id, **values)
+                .returning(manual_task.c.id)
+            ).scalar_one()
         )
-    )
-    _audit(
-        run,
-        conn,
-        "operation.manual",
-        op,
-        _details(
-            op, key, username, task_id=task_id, assignee=signal.assignee, instructions=instructions
-        ),
-        when,
-    )
-    return "waiting_manual"
+    # the operation was retried after its task was cancelled: reopen the task
+    conn.execute(manual_task.update().where(manual_task.c.id == task_id).values(values))
+    return int(task_id)
