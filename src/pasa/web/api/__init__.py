@@ -1,7 +1,45 @@
-"""The REST API under ``/api/v1``: one router, resources in their own modules."""
+"""The REST API under ``/api/v1``: one router, resources in their own modules.
+
+Every endpoint authorizes with :func:`pasa.web.security.authorize`; errors are RFC 9457
+problems (:mod:`pasa.web.api.problems`, installed on the application by ``install``).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-router = APIRouter(prefix="/api/v1")
+from pasa.web.api.problems import responses
+
+router = APIRouter(prefix="/api/v1", responses=responses(400, 401, 403, 404, 422))
+
+
+def _register() -> None:
+    from pasa.web.api import (
+        accounts,
+        audit,
+        grants,
+        imports,
+        operations,
+        organisations,
+        people,
+        positions,
+        targets,
+        tasks,
+    )
+
+    for module in (
+        people,
+        positions,
+        organisations,
+        targets,
+        accounts,
+        grants,
+        operations,
+        tasks,
+        imports,
+        audit,
+    ):
+        router.include_router(module.router)
+
+
+_register()
