@@ -563,3 +563,61 @@ api_token = sa.Table(
     sa.Column("revoked_by", sa.String(200), nullable=True),
     sa.Column("revoked_at", Timestamp, nullable=True),
 )
+
+# --- SCIM 2.0 service provider: users created through SCIM, and groups ----------------------
+
+# A person created by an organisation's SCIM client (see pasa.service.scim). The person row
+# holds the names and primary e-mail; this row holds what only SCIM knows, the whole SCIM
+# document as the client wrote it, and the columns filters are translated to.
+# ``user_name_key`` is the lower-cased userName (NULL once deleted, freeing the name).
+scim_user = sa.Table(
+    "scim_user",
+    metadata,
+    sa.Column("person_id", sa.ForeignKey("person.id"), primary_key=True, autoincrement=False),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("user_name", sa.String(254), nullable=False),
+    sa.Column("user_name_key", sa.String(254), nullable=True),
+    sa.Column("external_id", sa.String(200), nullable=True),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("employee_number", sa.String(40), nullable=True),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("deleted_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("organisation_id", "user_name_key", name="uq_scim_user_org_user_name"),
+    sa.Index("ix_scim_user_org_external_id", "organisation_id", "external_id"),
+)
+
+# The e-mail addresses of SCIM-created users, one row each (filters on ``emails[...]``).
+scim_user_email = sa.Table(
+    "scim_user_email",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("value", sa.String(254), nullable=False, index=True),
+    sa.Column("type", sa.String(40), nullable=True),
+    sa.Column("is_primary", sa.Boolean, nullable=False),
+)
+
+# Groups of one organisation, managed by its SCIM client; members are people (users).
+scim_group = sa.Table(
+    "scim_group",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(36), nullable=False, unique=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False, index=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("external_id", sa.String(200), nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+scim_group_member = sa.Table(
+    "scim_group_member",
+    metadata,
+    sa.Column("group_id", sa.ForeignKey("scim_group.id"), primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), primary_key=True, index=True),
+)
