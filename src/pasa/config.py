@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,34 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1)
     # Organisation time zone: "as at" dates and end-of-day leavers are evaluated here.
     timezone: str = "Europe/London"
+
+    # --- sign-in and sessions (docs/operations.md, "Sign-in and sessions") ---------------
+    # OpenID Connect provider (NHS CIS2, Entra ID, ...): the issuer, or its discovery URL.
+    oidc_issuer: str | None = None
+    oidc_discovery_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email"
+    # Claims tried in order for the sign-in name (comma-separated).
+    oidc_name_claims: str = "preferred_username,email"
+    # How pages name the provider ("NHS Care Identity Service 2", "Microsoft", ...).
+    oidc_provider_name: str = "The sign-in service"
+    # The public address of PASA (https://pasa.example.nhs.uk); the callback URL is built
+    # from it. Unset: from the request (run behind a proxy with --proxy-headers).
+    public_url: str | None = None
+    # Demo only: a sign-in page that trusts whoever types a name. Never with an OIDC issuer.
+    dev_signin: bool = False
+    session_secret: SecretStr | None = None
+    session_cookie_name: str = "pasa_session"
+    # Off only for plain-http demos and tests; also turns Strict-Transport-Security on/off.
+    session_cookie_secure: bool = True
+    session_idle_minutes: float = Field(default=30, gt=0)
+    session_absolute_hours: float = Field(default=12, gt=0)
+    # Requests per minute: per client IP on the sign-in endpoints, per bearer token on
+    # everything else (0 switches a limit off).
+    signin_rate_limit: int = Field(default=30, ge=0)
+    token_rate_limit: int = Field(default=1200, ge=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
 
 def get_settings() -> Settings:

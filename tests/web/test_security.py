@@ -82,3 +82,13 @@ def test_scopes_and_organisations_decide_403_and_404(client: TestClient, engine:
     assert (
         client.get("/scim/v2/_probe/RXL", headers=scim_token).json()["caller"].startswith("token:")
     )
+
+
+def test_no_such_route_answers_in_the_callers_protocol(client: TestClient) -> None:
+    scim = client.get("/scim/v2/Users/x/y")
+    assert scim.status_code == 404
+    assert scim.headers["content-type"] == "application/scim+json"
+    assert "no SCIM resource at /scim/v2/Users/x/y" in scim.json()["detail"]
+    api = client.get("/api/v1/nothing/here")
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import inspect
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
@@ -10,10 +11,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pasa import __version__
 from pasa.clock import Clock, SystemClock
-from pasa.config import get_settings
+from pasa.config import Settings, get_settings
 from pasa.connectors.base import Connector
 from pasa.store import schema as s
 from pasa.store.db import make_engine
@@ -98,15 +100,40 @@ _ACTIVATE_FORM = (
 )
 
 
+def _install_signin_and_hardening(
+    app: FastAPI, config: Settings, engine: Engine, clock: Clock
+) -> None:
+    """Sign-in routes, the session cookie and the hardening middleware (outermost last)."""
+    from pasa import logs
+    from pasa.web import hardening, sessions, signin
+
+    logs.install_stdlib_filter()
+    signin.install(app, config, engine, clock)
+    sessions.install(app, config, clock)
+    app.add_middleware(
+        hardening.RateLimit, signin=config.signin_rate_limit, token=config.token_rate_limit
+    )
+    app.add_middleware(hardening.BodySizeLimit, max_bytes=config.max_body_bytes)
+    issuer = signin.provider_origin(config)
+    app.add_middleware(
+        hardening.SecurityHeaders,
+        hsts=config.session_cookie_secure,
+        form_action=[issuer] if issuer else [],
+    )
+
+
 def create_app(
     engine: Engine | None = None,
     *,
     connectors: Mapping[str, Connector] | None = None,
     clock: Clock | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The web application; ``connectors`` and ``clock`` default to the targets' own
-    connectors (built per activation) and the system clock."""
-    eng = engine or make_engine(get_settings().database_url)
+    connectors (built per activation) and the system clock, ``settings`` to the
+    environment's."""
+    config = settings or get_settings()
+    eng = engine or make_engine(config.database_url)
     the_clock = clock or SystemClock()
     app = FastAPI(
         title="PASA",
@@ -123,10 +150,31 @@ def create_app(
         return denial_response(request, exc)
 
     from pasa.web.api import router as api_router
+    from pasa.web.api.problems import install as install_api_problems
     from pasa.web.scim import router as scim_router
 
     app.include_router(api_router)
+    install_api_problems(app)
+    api_http_error = app.exception_handlers[StarletteHTTPException]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # FastAPI's own 404/405 (no such route, wrong method) in the caller's protocol too.
+        if request.url.path.startswith("/scim/") and isinstance(exc, StarletteHTTPException):
+            detail = exc.detail if isinstance(exc.detail, str) else "refused"
+            if exc.status_code == 404:
+                detail = f"there is no SCIM resource at {request.url.path}"
+            return JSONResponse(
+                {"schemas": [SCIM_ERROR], "status": str(exc.status_code), "detail": detail},
+                status_code=exc.status_code,
+                media_type="application/scim+json",
+                headers=dict(exc.headers or {}),
+            )
+        response = api_http_error(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(scim_router)
+    _install_signin_and_hardening(app, config, eng, the_clock)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

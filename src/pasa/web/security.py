@@ -16,7 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
-from pasa.clock import Clock
+from pasa.clock import Clock, local_date
+from pasa.config import get_settings
 from pasa.domain.access import Action, Decision, Principal, Resource, decide
 from pasa.service import access
 
@@ -72,7 +73,10 @@ def current_principal(request: Request) -> Principal:
         subject = session.get(SESSION_SUBJECT)
         if subject:
             found = access.user_principal(
-                engine, str(subject), display_name=str(session.get(SESSION_NAME) or "")
+                engine,
+                str(subject),
+                display_name=str(session.get(SESSION_NAME) or ""),
+                at=local_date(clock_of(request).now(), get_settings().timezone),
             )
     if found is None:
         raise AccessDenied(401, "sign in, or send an API token as 'Authorization: Bearer …'")
