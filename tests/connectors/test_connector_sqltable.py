@@ -92,3 +92,38 @@ def test_registry_builds_sql_table_from_settings(
         build_connector("pacs", "sql_table", {"url_env": "APP_DB_MISSING"})
     with pytest.raises(ConfigurationError, match="unknown setting"):
         build_connector("pacs", "sql_table", {"url": url, "tabel": "x"})
+
+
+def test_workers_starting_at_once_all_create_their_accounts(db_url: str) -> None:
+    """Several workers' first operations at the same moment race to create the tables; none
+    of their creates may fail for it (PostgreSQL reports the race as a duplicate type)."""
+    import threading
+
+    suffix = uuid.uuid4().hex[:8]
+    settings = SqlTableSettings(
+        url=db_url, table=f"users_{suffix}", membership_table=f"user_memberships_{suffix}"
+    )
+    connectors = [SqlTableConnector(settings, name="app") for _ in range(6)]
+    barrier = threading.Barrier(len(connectors))
+    errors: list[BaseException] = []
+
+    def first_operation(n: int) -> None:
+        barrier.wait()
+        try:
+            connectors[n].create(f"user{n}", sample_attributes(f"1000000{n}"))
+        except BaseException as exc:  # recorded for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_operation, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert sorted(a.username for a in connectors[0].list()) == [f"user{n}" for n in range(6)]
+    finally:
+        connectors[0].memberships.drop(connectors[0].engine, checkfirst=True)
+        connectors[0].users.drop(connectors[0].engine, checkfirst=True)
+        for connector in connectors:
+            connector.close()

@@ -627,8 +627,15 @@ def wait_until_drained(
             tails = "".join(f"\n{p.name}: {p.read_text(errors='replace')[-1500:]}" for p in logs)
             raise AssertionError(f"a worker exited early: {dead}{tails}")
         if elapsed > timeout:
+            with engine.connect() as conn:
+                parked = conn.execute(
+                    sa.select(operation.c.id, operation.c.kind, operation.c.last_error)
+                    .where(operation.c.status == OperationStatus.PARKED)
+                    .limit(5)
+                ).all()
             raise AssertionError(
-                f"not drained after {timeout:.0f}s: {status_counts(engine)} operations"
+                f"not drained after {timeout:.0f}s: {status_counts(engine)} operations; "
+                f"parked: {[tuple(r) for r in parked]}"
             )
         time.sleep(poll)
     return time.monotonic() - started

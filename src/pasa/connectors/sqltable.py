@@ -112,8 +112,7 @@ class SqlTableConnector(Connector):
         """One short transaction, with database errors mapped onto the contract."""
         try:
             if not self._tables_ready:
-                self.users.metadata.create_all(self.engine, checkfirst=True)
-                self._tables_ready = True
+                self._create_tables()
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
@@ -128,6 +127,25 @@ class SqlTableConnector(Connector):
                     f"{self.name} database connection lost: {_first_line(exc)}"
                 ) from exc
             raise PermanentError(f"{self.name} database refused: {_first_line(exc)}") from exc
+
+    def _create_tables(self) -> None:
+        for attempt in range(3):
+            try:
+                self.users.metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (
+                sa.exc.IntegrityError,
+                sa.exc.ProgrammingError,
+                sa.exc.OperationalError,
+            ) as exc:
+                # Another worker created them at the same moment: PostgreSQL reports the race
+                # as a duplicate type or relation, SQLite as "already exists". Look again;
+                # never let it pass for a refusal of the operation in hand.
+                if attempt == 2:
+                    raise TransientError(
+                        f"{self.name}: could not create its tables: {_first_line(exc)}"
+                    ) from exc
+        self._tables_ready = True
 
     def _u(self, name: str) -> sa.ColumnElement[Any]:
         return self.users.c[self._col[name]]
