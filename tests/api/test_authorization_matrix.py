@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 from api_world import OTHER, OWN, ROLES, World
+from esr_builder import valid_row
 from fastapi.testclient import TestClient
+
+from pasa.hr.push import BULK_REQUEST, ENTERPRISE_EXTENSION, ESR_EXTENSION, USER_SCHEMA
 
 # Columns: platform_admin, org_admin, system_owner (of target "ad"), line_manager (of the
 # RXL person), staff (the RXL person), auditor, api:read token, api:write token.
@@ -179,6 +182,27 @@ EXPECTED: dict[str, tuple[Cell, ...]] = {
         (403, 404),
         (200, 404),
     ),
+    # HR push into an organisation (the path names it)
+    "POST /api/v1/organisations/{ods_code}/hr-records": (
+        A,
+        (200, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+    ),
+    "POST /api/v1/organisations/{ods_code}/hr-scim-bulk": (
+        A,
+        (200, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+    ),
     # HR imports
     "GET /api/v1/imports/{import_id}": (
         A,
@@ -256,6 +280,24 @@ def _request(world: World, route: str, org: str) -> Request:
             "valid_from": "2026-01-01",
             "justification": "research project",
             "requested_by": "requester@nhs.net",
+        }
+    elif template.endswith("/hr-records"):
+        body = {"records": [valid_row(90, org=org)]}
+    elif template.endswith("/hr-scim-bulk"):
+        body = {
+            "schemas": [BULK_REQUEST],
+            "Operations": [
+                {
+                    "method": "POST",
+                    "path": "/Users",
+                    "bulkId": "b1",
+                    "data": {
+                        "schemas": [USER_SCHEMA],
+                        ENTERPRISE_EXTENSION: {"organization": org},
+                        ESR_EXTENSION: valid_row(91, org=org),
+                    },
+                }
+            ],
         }
     elif template.endswith("/reject"):
         body = {"reason": "the file was cut short"}

@@ -169,6 +169,15 @@ class ImportResult:
         return text
 
 
+class NoValidRows(InputFileError):
+    """Every row was rejected: nothing imported; the rows are in the quarantine of
+    ``import_id``."""
+
+    def __init__(self, message: str, import_id: int) -> None:
+        super().__init__(message)
+        self.import_id = import_id
+
+
 class QuarantineEntry(NamedTuple):
     """One quarantine report line (``_asdict()`` gives a JSON-ready mapping)."""
 
@@ -533,9 +542,10 @@ def import_extract(
     if reader.rows_total == 0:
         raise InputFileError(f"{path.name}: has a header but no data rows; nothing was imported")
     if reader.rows_accepted == 0:
-        raise InputFileError(
+        raise NoValidRows(
             f"{path.name}: no valid rows; nothing was imported ({reader.rows_rejected:,} "
-            f"rows rejected, listed in the quarantine of import {import_id})"
+            f"rows rejected, listed in the quarantine of import {import_id})",
+            import_id,
         )
 
     with engine.begin() as conn:

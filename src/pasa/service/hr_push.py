@@ -19,14 +19,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from pasa.domain.errors import PasaError
-from pasa.hr.importer import ImportResult, import_extract, quarantine
+from pasa.hr.importer import ImportResult, NoValidRows, import_extract, quarantine
 from pasa.hr.push import PushRows
 
 SOURCE = "hr-push"
-
-
-class PushRefused(PasaError):
-    """The push as a whole is refused (nothing imported)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +32,15 @@ class PushProblem:
     severity: str  # rejected | warning
     field: str | None
     reason: str
+
+
+class PushRefused(PasaError):
+    """The push as a whole is refused (nothing imported); ``problems`` says why per record
+    when the records themselves were at fault."""
+
+    def __init__(self, message: str, problems: tuple[PushProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +68,22 @@ def push(
     with tempfile.TemporaryDirectory(prefix="pasa-push-") as tmp:
         path = Path(tmp) / f"hr-push-{org}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}.csv"
         path.write_text(rows.csv_text, encoding="utf-8")
-        result = import_extract(engine, path, actor=actor, as_of=as_of, source=SOURCE, partial=True)
-    problems = tuple(
+        try:
+            result = import_extract(
+                engine, path, actor=actor, as_of=as_of, source=SOURCE, partial=True
+            )
+        except NoValidRows as exc:
+            problems = _problems(engine, rows, exc.import_id)
+            raise PushRefused(
+                f"no valid record among {len(rows.references):,}; nothing was imported "
+                f"(import {exc.import_id} holds them in its quarantine)",
+                problems,
+            ) from None
+    return PushResult(result, _problems(engine, rows, result.import_id))
+
+
+def _problems(engine: Engine, rows: PushRows, import_id: int) -> tuple[PushProblem, ...]:
+    return tuple(
         PushProblem(
             reference=rows.reference_of_row(q.row_number) or f"row {q.row_number}",
             row_number=q.row_number,
@@ -72,6 +91,5 @@ def push(
             field=q.field,
             reason=q.reason,
         )
-        for q in quarantine(engine, result.import_id)
+        for q in quarantine(engine, import_id)
     )
-    return PushResult(result, problems)

@@ -18,6 +18,7 @@ def _register() -> None:
         accounts,
         audit,
         grants,
+        hr_push,
         imports,
         operations,
         organisations,
@@ -37,6 +38,7 @@ def _register() -> None:
         operations,
         tasks,
         imports,
+        hr_push,
         audit,
     ):
         router.include_router(module.router)
