@@ -13,7 +13,7 @@ import platform
 import resource
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -185,3 +185,18 @@ def splice_section(document: str, lines: list[str], start: str, end: str) -> str
         tail = rest.split(end, 1)[1].lstrip("\n")
         return head + text + ("\n" + tail if tail else "")
     return document.rstrip("\n") + "\n\n" + text
+
+
+def synthetic_people(ids: Iterable[int], now: Any) -> list[dict[str, Any]]:
+    """``person`` rows for the given ids (the benchmarks' staff seeded straight into the hub)."""
+    return [
+        {
+            "id": i,
+            "uid": f"00000000-0000-0000-0000-{i:012d}",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in ids
+    ]

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import StepResult, run_step
+from bench.common import StepResult, run_step, synthetic_people
 
 # The slapd and scim2-server starters live with the connector tests; the benchmark reuses
 # them (run from the repository root, as ``python -m bench.run`` is).
@@ -236,20 +236,7 @@ def ldap_pasa_end_to_end(n: int) -> dict[str, Any]:
                         paused=False,
                     )
                 )
-                conn.execute(
-                    person.insert(),
-                    [
-                        {
-                            "id": i,
-                            "uid": f"00000000-0000-0000-0000-{i:012d}",
-                            "first_name": f"First{i}",
-                            "last_name": f"Last{i}",
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for i in staff(n)
-                    ],
-                )
+                conn.execute(person.insert(), synthetic_people(staff(n), now))
             reason = (Reason("rule", "all-staff", "starter", "RXX", "bench"),)
             ops: list[PlannedOperation] = []
             for i in staff(n):

@@ -36,7 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import fresh_database
+from bench.common import fresh_database, synthetic_people
 
 TARGET = "app"
 GROUPS = 3
@@ -165,20 +165,7 @@ def _seed(url: str, people: int) -> None:
                 paused=False,
             )
         )
-        conn.execute(
-            person.insert(),
-            [
-                {
-                    "id": i,
-                    "uid": f"00000000-0000-0000-0000-{i:012d}",
-                    "first_name": f"First{i}",
-                    "last_name": f"Last{i}",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i in range(1, people + 1)
-            ],
-        )
+        conn.execute(person.insert(), synthetic_people(range(1, people + 1), now))
         record_plan(conn, ops, plan_id="bench-overhead", actor="bench", now=now)
     engine.dispose()
 
