@@ -1,4 +1,4 @@
-"""FastAPI application: ``/healthz``, ``/metrics`` and a status page at ``/``."""
+"""FastAPI application: ``/healthz``, ``/metrics``, the REST API, SCIM and the web pages."""
 
 from __future__ import annotations
 
@@ -238,25 +238,8 @@ def create_app(
             "</p><p>This activation code cannot be used again.</p>",
         )
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        counts = _counts(eng)
-        rows = "".join(
-            f"<tr><th scope='row'>{html.escape(k.replace('_', ' '))}</th><td>{v:,}</td></tr>"
-            for k, v in counts.items()
-        )
-        return (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            "<title>PASA status</title></head><body style='font-family:Arial,sans-serif;"
-            "max-width:48rem;margin:2rem auto;padding:0 1rem'>"
-            "<h1>PASA: Provisioning and Systems Access</h1>"
-            "<p>The web application for line managers, staff and the identity team arrives "
-            "with the web issue. This page shows the state of this instance.</p>"
-            f"<table>{rows}</table>"
-            "<p>Command line: <code>pasa readiness</code>, <code>pasa explain PERSON</code>, "
-            "<code>pasa audit verify</code>. Health: <a href='/healthz'>/healthz</a>, "
-            "metrics: <a href='/metrics'>/metrics</a>.</p></body></html>"
-        )
+    from pasa.web import pages
+
+    pages.install(app, config)  # the web application: /, /home, /team, /my-access ...
 
     return app

@@ -1,0 +1,122 @@
+"""The web application in a real browser: Debian's Chromium driven by Playwright.
+
+``live_app`` serves PASA with uvicorn on a free port over a SQLite hub seeded with a small
+synthetic trust (provisioned, with an identity team member, a system owner and an auditor)
+and the demo sign-in on. Playwright launches ``/usr/bin/chromium`` (``make test`` installs it
+with ``scripts/ensure-chromium.sh``); no browser is ever downloaded. Every page a test visits
+is checked with axe-core (``web/node_modules``, installed by ``make assets``), and the main
+pages are saved to ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from pasa.config import Settings
+from pasa.hr.importer import import_extract
+from pasa.hr.synthetic import generate_workforce
+from pasa.policy.document import load_policy_file
+from pasa.service import access, provisioning
+from pasa.store.db import make_engine, migrate
+from pasa.store.policy_repo import save_policy
+from pasa.web.app import create_app
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
+
+IDENTITY, OWNER, AUDITOR = "identity.team@nhs.net", "system.owner@nhs.net", "auditor@nhs.net"
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (make test runs scripts/ensure-chromium.sh)")
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (make test runs make assets)")
+    work = tmp_path_factory.mktemp("browser")
+    engine = make_engine(f"sqlite:///{work / 'pasa.db'}")
+    migrate(engine)
+    today = dt.date.today()
+    here = Path.cwd()
+    os.chdir(work)  # the example policy's target systems are SQLite files under ./var
+    try:
+        with engine.begin() as conn:
+            policy = load_policy_file(REPO / "examples" / "policy.yaml")
+            save_policy(conn, policy, source="tests", actor="tests")
+        generate_workforce(work / "esr.csv", staff=100, org="RXL", seed=5, as_of=today)
+        import_extract(engine, work / "esr.csv", actor="tests", as_of=today)
+        provisioning.apply(engine, today, actor="tests")
+        provisioning.execute(engine)
+    finally:
+        os.chdir(here)
+    access.grant_role(engine, IDENTITY, "org_admin", organisation="RXL", actor="tests")
+    access.grant_role(engine, OWNER, "system_owner", organisation="RXL", target="ad", actor="tests")
+    access.grant_role(engine, AUDITOR, "auditor", organisation="RXL", actor="tests")
+    settings = Settings(
+        dev_signin=True,
+        session_cookie_secure=False,
+        session_secret="browser-tests-session-secret-0123456789",
+        signin_rate_limit=0,
+    )
+    app = create_app(engine, settings=settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the PASA server did not start")
+        time.sleep(0.05)
+    yield LiveApp(f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser(live_app: LiveApp) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_app: LiveApp) -> Iterator[Page]:
+    context = browser.new_context(base_url=live_app.url, viewport={"width": 1100, "height": 900})
+    # axe-core from the local file, in every page the test opens.
+    context.add_init_script(path=str(AXE))
+    opened = context.new_page()
+    yield opened
+    context.close()
