@@ -71,7 +71,7 @@ _PROVIDER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 PROVIDER = "oidc"
-_NEXT = "next_path"
+NEXT_PATH_KEY = "next_path"
 # Where to go after signing in: ``?next=/path`` (local paths only).
 NextPath = Annotated[str | None, Query(alias="next")]
 
@@ -149,7 +149,7 @@ def _failed(sentence: str, status: int = 400) -> HTMLResponse:
     )
 
 
-def _safe_next(value: str | None) -> str:
+def safe_next(value: str | None) -> str:
     """A local path to return to after sign-in (never another site)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
@@ -256,10 +256,10 @@ def install(app: FastAPI, settings: Settings, engine: Engine, clock: Clock) -> N
     async def login(request: Request, then: NextPath = None) -> Response:
         if oauth is None:
             if dev:
-                query = urlencode({"next": _safe_next(then)})
+                query = urlencode({"next": safe_next(then)})
                 return RedirectResponse(f"/auth/dev?{query}", status_code=303)
             return _failed("Sign-in is not configured on this PASA server.", 404)
-        request.session[_NEXT] = _safe_next(then)
+        request.session[NEXT_PATH_KEY] = safe_next(then)
         try:
             response: Response = await oauth.oidc.authorize_redirect(
                 request, _redirect_uri(request, settings)
@@ -301,7 +301,7 @@ def install(app: FastAPI, settings: Settings, engine: Engine, clock: Clock) -> N
                 403,
             )
         name = str(claims.get("name") or subject)
-        next_path = _safe_next(request.session.get(_NEXT))
+        next_path = safe_next(request.session.get(NEXT_PATH_KEY))
         sign_in(request, subject, name, method="oidc", clock=clock)
         issuer = str(claims.get("iss", ""))
         log.info("signin.ok", subject=subject, method="oidc", issuer=issuer)
@@ -338,7 +338,7 @@ def install(app: FastAPI, settings: Settings, engine: Engine, clock: Clock) -> N
 
         @router.get("/dev", response_class=HTMLResponse)
         def dev_form(request: Request, then: NextPath = None) -> HTMLResponse:
-            request.session[_NEXT] = _safe_next(then)
+            request.session[NEXT_PATH_KEY] = safe_next(then)
             field = csrf_field(request)
             buttons = "".join(
                 f"<li><form method='post' action='/auth/dev'>{field}"
@@ -373,7 +373,7 @@ def install(app: FastAPI, settings: Settings, engine: Engine, clock: Clock) -> N
                     "jane.smith@nhs.net.</p><p><a href='/auth/dev'>Try again</a></p>",
                     400,
                 )
-            next_path = _safe_next(request.session.get(_NEXT))
+            next_path = safe_next(request.session.get(NEXT_PATH_KEY))
             sign_in(request, subject, subject, method="dev", clock=clock)
             log.warning("signin.ok", subject=subject, method="dev")
             _record(engine, subject, "user.signed_in", {"method": "dev"})

@@ -23,7 +23,7 @@ from pasa.store import schema as s
 from pasa.web.pages import data
 from pasa.web.pages.rendering import PageRoute, render
 from pasa.web.security import AccessDenied, authorize, clock_of, current_principal, engine_of
-from pasa.web.signin import _NEXT, _safe_next, dev_signin_enabled, oidc_configured
+from pasa.web.signin import NEXT_PATH_KEY, dev_signin_enabled, oidc_configured, safe_next
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
@@ -122,12 +122,12 @@ def landing(
 ) -> Response:
     session = request.scope.get("session") or {}
     if session.get("subject"):
-        return RedirectResponse(_safe_next(then) if then else "/home", status_code=303)
+        return RedirectResponse(safe_next(then) if then else "/home", status_code=303)
     settings = _settings(request)
     dev = dev_signin_enabled(settings)
     if then and "session" in request.scope:
         # Where to go back to once signed in (both sign-in routes read it).
-        request.session[_NEXT] = _safe_next(then)
+        request.session[NEXT_PATH_KEY] = safe_next(then)
     return render(
         request,
         "landing.html",
@@ -136,7 +136,7 @@ def landing(
         oidc=oidc_configured(settings),
         provider=settings.oidc_provider_name,
         personas=personas(engine_of(request), _today(request)) if dev else [],
-        next_path=_safe_next(then),
+        next_path=safe_next(then),
         asked_for=then is not None,
     )
 
