@@ -1127,6 +1127,10 @@ def demo(
         actor=actor(),
     )
     if serve_after:
+        # The demo signs in as its personas on a plain-http localhost: dev sign-in on, cookies
+        # not Secure. Never so for `pasa serve` unless configured.
+        os.environ.setdefault("PASA_DEV_SIGNIN", "1")
+        os.environ.setdefault("PASA_SESSION_COOKIE_SECURE", "false")
         serve(host="127.0.0.1", port=port)
 
 
@@ -1135,7 +1139,7 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Serve the HTTP interface (health and status for now)."""
+    """Serve the web application, the REST API (/api/v1), SCIM (/scim/v2) and /healthz."""
     import uvicorn
 
     from pasa.web.app import create_app

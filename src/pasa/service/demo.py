@@ -250,6 +250,8 @@ def run_demo(
     _provision(engine, console, rotation_date, progress, actor)
     print_readiness(summarise(engine, rotation_date))
 
+    _grant_demo_roles(engine, console, actor)
+
     with engine.connect() as conn:
         check = verify(conn)
     console.print(
@@ -261,4 +263,23 @@ def run_demo(
         "\nTry: [bold]pasa explain <employee number> ad[/], [bold]pasa plan[/], "
         "[bold]pasa tasks list[/], [bold]pasa audit verify[/]. Target systems are SQLite files "
         f"under {var / 'targets'}."
+    )
+
+
+# The personas the demo's landing page signs in as (line manager and staff follow from HR).
+DEMO_ROLES = (
+    ("identity.team@demo.pasa.nhs.uk", "org_admin", None),
+    ("pacs.owner@demo.pasa.nhs.uk", "system_owner", "pacs"),
+    ("auditor@demo.pasa.nhs.uk", "auditor", None),
+)
+
+
+def _grant_demo_roles(engine: Engine, console: Console, actor: str) -> None:
+    from pasa.service.access import grant_role
+
+    for subject, role, target in DEMO_ROLES:
+        grant_role(engine, subject, role, organisation=ORG, target=target, actor=actor)
+    console.print(
+        "Roles for the demo personas: "
+        + ", ".join(f"{role} {subject}" for subject, role, _ in DEMO_ROLES)
     )
