@@ -207,16 +207,66 @@ def ldap_raw_ldapadd(n: int) -> dict[str, Any]:
             server.stop()
 
 
-def ldap_pasa_end_to_end(n: int) -> dict[str, Any]:
-    """record_plan (ledger, SQLite) then run_pending (worker + audit) into slapd."""
-    import sqlalchemy as sa
-
+def _starter_plan(engine: Any, server: Any, n: int) -> list[Any]:
+    """The directory target, ``n`` people and their starter operations (not yet recorded)."""
     from pasa.domain.grants import Reason
     from pasa.domain.operations import OperationKind, PlannedOperation
+    from pasa.store.schema import person, target
+
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            target.insert().values(
+                key=TARGET,
+                name="Trust directory",
+                connector="ldap",
+                settings=_ldap_settings(server),
+                username_template="{first_initial}{last_name}",
+                paused=False,
+            )
+        )
+        conn.execute(person.insert(), synthetic_people(staff(n), now))
+    reason = (Reason("rule", "all-staff", "starter", "RXX", "bench"),)
+    ops: list[PlannedOperation] = []
+    for i in staff(n):
+        name = username(i)
+        ops.append(
+            PlannedOperation(
+                OperationKind.CREATE_ACCOUNT, i, TARGET, name, {"attributes": attributes(i)}, reason
+            )
+        )
+        ops += [
+            PlannedOperation(
+                OperationKind.ADD_MEMBERSHIP,
+                i,
+                TARGET,
+                name,
+                {"kind": kind, "value": value},
+                reason,
+            )
+            for kind, value in memberships(i)
+        ]
+    return ops
+
+
+def _succeeded(engine: Any) -> int:
+    import sqlalchemy as sa
+
+    from pasa.store.schema import operation
+
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(operation.c.status == "succeeded")
+            ).scalar_one()
+        )
+
+
+def ldap_pasa_end_to_end(n: int) -> dict[str, Any]:
+    """record_plan (ledger, SQLite) then run_pending (worker + audit) into slapd."""
     from pasa.engine.ledger import record_plan
     from pasa.engine.worker import run_pending
     from pasa.store.db import make_engine, migrate
-    from pasa.store.schema import operation, person, target
 
     with tempfile.TemporaryDirectory(prefix="pasa-bench-slapd-") as tmp:
         server = _slapd(Path(tmp))
@@ -224,44 +274,7 @@ def ldap_pasa_end_to_end(n: int) -> dict[str, Any]:
             connector = _ldap_connector(server)
             engine = make_engine(f"sqlite:///{tmp}/pasa.db")
             migrate(engine)
-            now = dt.datetime.now(dt.UTC)
-            with engine.begin() as conn:
-                conn.execute(
-                    target.insert().values(
-                        key=TARGET,
-                        name="Trust directory",
-                        connector="ldap",
-                        settings=_ldap_settings(server),
-                        username_template="{first_initial}{last_name}",
-                        paused=False,
-                    )
-                )
-                conn.execute(person.insert(), synthetic_people(staff(n), now))
-            reason = (Reason("rule", "all-staff", "starter", "RXX", "bench"),)
-            ops: list[PlannedOperation] = []
-            for i in staff(n):
-                name = username(i)
-                ops.append(
-                    PlannedOperation(
-                        OperationKind.CREATE_ACCOUNT,
-                        i,
-                        TARGET,
-                        name,
-                        {"attributes": attributes(i)},
-                        reason,
-                    )
-                )
-                ops += [
-                    PlannedOperation(
-                        OperationKind.ADD_MEMBERSHIP,
-                        i,
-                        TARGET,
-                        name,
-                        {"kind": kind, "value": value},
-                        reason,
-                    )
-                    for kind, value in memberships(i)
-                ]
+            ops = _starter_plan(engine, server, n)
             started = time.perf_counter()
             with engine.begin() as conn:
                 record_plan(conn, ops, plan_id="bench-starters", actor="bench")
@@ -269,19 +282,94 @@ def ldap_pasa_end_to_end(n: int) -> dict[str, Any]:
             report = run_pending(engine, {TARGET: connector})
             finished = time.perf_counter()
             connector.close()
-            with engine.connect() as conn:
-                succeeded = conn.execute(
-                    sa.select(sa.func.count()).where(operation.c.status == "succeeded")
-                ).scalar_one()
+            succeeded = _succeeded(engine)
             engine.dispose()
             return {
                 "seconds": finished - started,
                 "record_s": round(recorded - started, 2),
                 "worker_s": round(finished - recorded, 2),
                 "operations": len(ops),
-                "succeeded": int(succeeded),
+                "succeeded": succeeded,
                 "parked": report.parked,
                 "retried": report.retried,
+                **_ldap_counts(server),
+            }
+        finally:
+            server.stop()
+
+
+PARTITIONS = 4
+
+
+def _drain_partition(url: str, ldap: dict[str, str], password: str, k: int, n: int) -> None:
+    """One worker process: partition ``k`` of ``n`` (as one procrastinate drain job runs)."""
+    from pasa.connectors.ldap import LdapConnector, LdapSettings
+    from pasa.engine.worker import run_pending
+    from pasa.store.db import make_engine
+
+    os.environ[PASSWORD_ENV] = password
+    engine = make_engine(url)
+    connector = LdapConnector(
+        LdapSettings(
+            url=ldap["url"],
+            bind_dn=ldap["bind_dn"],
+            bind_password_env=PASSWORD_ENV,
+            base_dn=ldap["base_dn"],
+        ),
+        name=TARGET,
+    )
+    run_pending(engine, {TARGET: connector}, partition=(k, n))
+    connector.close()
+    engine.dispose()
+
+
+def ldap_pasa_partitions(n: int) -> dict[str, Any]:
+    """The same, with the ledger on PostgreSQL and four worker processes each draining one
+    partition of the accounts at once: how ``pasa worker`` scales out."""
+    import multiprocessing
+
+    from bench.common import fresh_database
+    from pasa.engine.ledger import record_plan
+    from pasa.store.db import make_engine, migrate
+
+    admin_url = os.environ.get("PASA_BENCH_POSTGRES_URL")
+    if not admin_url:
+        raise RuntimeError("needs PostgreSQL for concurrent workers (PASA_BENCH_POSTGRES_URL)")
+    with (
+        tempfile.TemporaryDirectory(prefix="pasa-bench-slapd-") as tmp,
+        fresh_database(admin_url) as url,
+    ):
+        server = _slapd(Path(tmp))
+        try:
+            engine = make_engine(url)
+            migrate(engine)
+            ops = _starter_plan(engine, server, n)
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                record_plan(conn, ops, plan_id="bench-starters", actor="bench")
+            recorded = time.perf_counter()
+            context = multiprocessing.get_context("spawn")
+            workers = [
+                context.Process(
+                    target=_drain_partition,
+                    args=(url, _ldap_settings(server), server.root_password, k, PARTITIONS),
+                )
+                for k in range(PARTITIONS)
+            ]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            finished = time.perf_counter()
+            succeeded = _succeeded(engine)
+            engine.dispose()
+            return {
+                "seconds": finished - started,
+                "record_s": round(recorded - started, 2),
+                "worker_s": round(finished - recorded, 2),
+                "operations": len(ops),
+                "succeeded": succeeded,
+                "partitions": PARTITIONS,
                 **_ldap_counts(server),
             }
         finally:
@@ -435,6 +523,11 @@ def section(n: int, timeout: float, command: str) -> list[str]:
                     "**PASA end to end**: `record_plan` (SQLite ledger) + `run_pending` "
                     "(worker, audit) through LdapConnector",
                     ldap_pasa_end_to_end,
+                ),
+                (
+                    f"**PASA end to end, {PARTITIONS} workers**: ledger on PostgreSQL, "
+                    f"{PARTITIONS} worker processes each draining one partition of the accounts",
+                    ldap_pasa_partitions,
                 ),
             ],
         ),
