@@ -124,6 +124,51 @@ def _user_name_expr() -> ColumnElement[Any]:
     return sa.case((HR, sa.func.coalesce(p.c.email, p.c.uid)), else_=su.c.user_name)
 
 
+# Index-friendly look-ups for a top-level ``eq`` (see ``Compiler(lookups=...)``): each is the
+# ids of the people who may match, from an index each (the schema's expression indexes), so the
+# database starts from them instead of walking every person of the organisation.
+
+
+def _user_name_lookup(scope: Scope, key: str) -> Clause:
+    """People whose lower-cased userName may be ``key`` (HR: lower(coalesce(email, uid)))."""
+    p2, su2 = p.alias("un_person"), su.alias("un_scim_user")
+    return p.c.id.in_(
+        sa.union_all(
+            sa.select(p2.c.id).where(sa.func.lower(sa.func.coalesce(p2.c.email, p2.c.uid)) == key),
+            sa.select(su2.c.person_id).where(
+                su2.c.organisation_id == scope.organisation_id, su2.c.user_name_key == key
+            ),
+        )
+    )
+
+
+def _email_lookup(scope: Scope, key: str) -> Clause:
+    """People who may have the e-mail ``key`` (a SCIM e-mail row, or an HR person's email)."""
+    p2, e2 = p.alias("em_person"), s.scim_user_email.alias("em_email")
+    return p.c.id.in_(
+        sa.union_all(
+            sa.select(e2.c.person_id).where(sa.func.lower(e2.c.value) == key),
+            sa.select(p2.c.id).where(sa.func.lower(sa.func.coalesce(p2.c.email, p2.c.uid)) == key),
+        )
+    )
+
+
+def _employee_number_lookup(scope: Scope, key: str) -> Clause:
+    """People who may have the employee number ``key`` in this organisation."""
+    a2, su2 = a.alias("en_assignment"), su.alias("en_scim_user")
+    org = scope.organisation_id
+    return p.c.id.in_(
+        sa.union_all(
+            sa.select(a2.c.person_id).where(
+                a2.c.organisation_id == org, sa.func.lower(a2.c.employee_number) == key
+            ),
+            sa.select(su2.c.person_id).where(
+                su2.c.organisation_id == org, sa.func.lower(su2.c.employee_number) == key
+            ),
+        )
+    )
+
+
 def _user_compiler(scope: Scope) -> Compiler:
     e = s.scim_user_email
     gm, g = s.scim_group_member, s.scim_group
@@ -181,7 +226,13 @@ def _user_compiler(scope: Scope) -> Compiler:
         "meta.lastModified": Field(sa.func.coalesce(su.c.updated_at, p.c.updated_at), "datetime"),
         f"{ENT}:employeeNumber": Field(sa.func.coalesce(su.c.employee_number, hr_employee_number)),
     }
-    return Compiler(attributes, USER_SCHEMA, "Users")
+    lookups = {
+        "userName": lambda key: _user_name_lookup(scope, key),
+        "emails": lambda key: _email_lookup(scope, key),
+        "emails.value": lambda key: _email_lookup(scope, key),
+        f"{ENT}:employeeNumber": lambda key: _employee_number_lookup(scope, key),
+    }
+    return Compiler(attributes, USER_SCHEMA, "Users", lookups)
 
 
 def _page(
@@ -417,7 +468,11 @@ def _check_unique_user_name(
     query = (
         sa.select(p.c.id)
         .select_from(p.outerjoin(su, su.c.person_id == p.c.id))
-        .where(_users_of(scope), sa.func.lower(_user_name_expr()) == user_name.lower())
+        .where(
+            _user_name_lookup(scope, user_name.lower()),
+            _users_of(scope),
+            sa.func.lower(_user_name_expr()) == user_name.lower(),
+        )
     )
     if person_id is not None:
         query = query.where(p.c.id != person_id)

@@ -140,10 +140,20 @@ def _present(field: Field) -> Clause:
 class Compiler:
     """Compiles filters of one resource type against its attribute map."""
 
-    def __init__(self, attributes: Mapping[str, Attribute], core_schema: str, what: str):
+    def __init__(
+        self,
+        attributes: Mapping[str, Attribute],
+        core_schema: str,
+        what: str,
+        lookups: Mapping[str, Callable[[str], Clause]] | None = None,
+    ):
+        """``lookups``: per attribute path, an index-friendly clause given the lower-cased
+        value of a top-level ``eq``, matching at least every resource the comparison
+        matches; it is ANDed with the comparison so the database can start from an index."""
         self.attributes = {k.lower(): v for k, v in attributes.items()}
         self.core_schema = core_schema
         self.what = what
+        self.lookups = {k.lower(): v for k, v in (lookups or {}).items()}
 
     def _unknown(self, name: str) -> ScimError:
         known = ", ".join(sorted(self.attributes))
@@ -184,20 +194,33 @@ class Compiler:
             inner = node.val_filter
             return target.where(lambda sub: self.compile(inner, sub))
         if isinstance(node, Comparison | Present):
-            path = node.attr_path
-            found = self._field(path, scope)
-            if isinstance(found, MultiValued):
-                sub = AttrPath(path.sub_attr or found.default_sub)
-                leaf: FilterNode = (
-                    Comparison(sub, node.op, node.value)
-                    if isinstance(node, Comparison)
-                    else Present(sub)
-                )
-                return found.where(lambda m: self.compile(leaf, m))
-            if isinstance(node, Present):
-                return _present(found)
-            return _compare(found, node.op, node.value, str(path))
+            clause = self._leaf(node, scope)
+            lookup = self.lookups.get(_key(node.attr_path, self.core_schema))
+            if (
+                scope is None
+                and lookup is not None
+                and isinstance(node, Comparison)
+                and node.op is CompareOperator.eq
+                and isinstance(node.value, str)
+            ):
+                return sa.and_(lookup(node.value.lower()), clause)
+            return clause
         raise invalid_filter(f"unsupported filter expression: {node}")
+
+    def _leaf(self, node: Comparison | Present, scope: Mapping[str, Field] | None) -> Clause:
+        path = node.attr_path
+        found = self._field(path, scope)
+        if isinstance(found, MultiValued):
+            sub = AttrPath(path.sub_attr or found.default_sub)
+            leaf: FilterNode = (
+                Comparison(sub, node.op, node.value)
+                if isinstance(node, Comparison)
+                else Present(sub)
+            )
+            return found.where(lambda m: self.compile(leaf, m))
+        if isinstance(node, Present):
+            return _present(found)
+        return _compare(found, node.op, node.value, str(path))
 
     def where(self, text: str) -> Clause:
         if len(text) > MAX_FILTER_LENGTH:
