@@ -641,6 +641,36 @@ role_app = typer.Typer(help="Roles granted to users: org_admin, system_owner, au
 app.add_typer(role_app, name="role")
 
 
+passport_app = typer.Typer(help="Digital Staff Passport: credential offers (OpenID4VCI).")
+app.add_typer(passport_app, name="passport")
+
+
+@passport_app.command("offer")
+def passport_offer(
+    person: Annotated[str, typer.Argument(help="The person's ESR employee number.")],
+) -> None:
+    """Print a credential offer URI (stdout) and its transaction code (for a second channel)."""
+    from pasa.passport.keys import KeyEncryptionKey
+    from pasa.service import passport_issuer as pi
+
+    engine = open_engine(create=True)
+    with engine.connect() as conn:
+        person_id = pi.find_person(conn, person)
+    offer = pi.create_offer(
+        engine,
+        person_id,
+        issuer=pi.issuer_identifier(),
+        actor=actor(),
+        now=clock.now(),
+        kek=KeyEncryptionKey.from_env(),
+    )
+    sys.stdout.write(f"{offer.uri}\ntransaction code: {offer.tx_code}\n")
+    err.print(
+        f"Offer of {', '.join(offer.configuration_ids)} for {person}, single use, expires "
+        f"{offer.expires_at:%Y-%m-%d %H:%M} UTC. Send the transaction code on another channel."
+    )
+
+
 @token_app.command("create")
 def token_create(
     org: Annotated[str, typer.Option("--org", help="ODS code of the token's organisation.")],

@@ -183,9 +183,16 @@ def run(
 # scheduled reconciliation (``reconcile_every_hours``) are reconciled last.
 from pasa.service.handover import credential_handovers  # noqa: E402
 from pasa.service.lifecycle import lifecycle_states  # noqa: E402
+from pasa.service.passport_issuer import passport_lifecycle  # noqa: E402
 from pasa.service.reconcile_schedule import scheduled_reconciliations  # noqa: E402
 from pasa.service.rotation import rotation_batches  # noqa: E402
 
 PRE_STEPS.extend(
-    [rotation_batches, lifecycle_states, credential_handovers, scheduled_reconciliations]
+    [
+        rotation_batches,
+        lifecycle_states,
+        credential_handovers,
+        scheduled_reconciliations,
+        passport_lifecycle,
+    ]
 )

@@ -89,6 +89,10 @@ person = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
 )
 
+# SCIM filters (pasa.service.scim): an HR user's userName is lower(coalesce(email, uid)), and
+# ``userName eq`` / ``emails eq`` look people up by that expression.
+sa.Index("ix_person_scim_user_name", sa.func.lower(sa.func.coalesce(person.c.email, person.c.uid)))
+
 # Cross-reference of identifiers: there is no national employee number, so every system's
 # identifier for a person lives here (ESR employee number per organisation, GMC/NMC/HCPC,
 # directory object id, NHSmail, smartcard UUID, door cardholder id).
@@ -128,6 +132,13 @@ assignment = sa.Table(
     sa.Column("last_import_id", sa.Integer, nullable=True),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.UniqueConstraint("organisation_id", "assignment_number", name="uq_assignment_org_number"),
+)
+
+# SCIM ``enterprise:employeeNumber eq`` of the HR users of one organisation (case-insensitive).
+sa.Index(
+    "ix_assignment_org_employee_number_lower",
+    assignment.c.organisation_id,
+    sa.func.lower(assignment.c.employee_number),
 )
 
 # Effective-dated history: one row per version of an assignment as the HR record stated it.
@@ -590,6 +601,12 @@ scim_user = sa.Table(
     sa.Index("ix_scim_user_org_external_id", "organisation_id", "external_id"),
 )
 
+sa.Index(
+    "ix_scim_user_org_employee_number_lower",
+    scim_user.c.organisation_id,
+    sa.func.lower(scim_user.c.employee_number),
+)
+
 # The e-mail addresses of SCIM-created users, one row each (filters on ``emails[...]``).
 scim_user_email = sa.Table(
     "scim_user_email",
@@ -600,6 +617,8 @@ scim_user_email = sa.Table(
     sa.Column("type", sa.String(40), nullable=True),
     sa.Column("is_primary", sa.Boolean, nullable=False),
 )
+
+sa.Index("ix_scim_user_email_value_lower", sa.func.lower(scim_user_email.c.value))
 
 # Groups of one organisation, managed by its SCIM client; members are people (users).
 scim_group = sa.Table(
@@ -620,4 +639,101 @@ scim_group_member = sa.Table(
     metadata,
     sa.Column("group_id", sa.ForeignKey("scim_group.id"), primary_key=True),
     sa.Column("person_id", sa.ForeignKey("person.id"), primary_key=True, index=True),
+)
+
+# --- Digital Staff Passport issuer (OpenID4VCI; see pasa.service.passport_issuer) ------------
+
+# Issuer signing keys (ES256). The private key only as AES-256-GCM ciphertext bound to the kid
+# (pasa.passport.keys); the current key has no ``retired_at``. A retired key is published in
+# the JWKS until ``publish_until`` (the latest ``exp`` it signed plus a grace period).
+passport_issuer_key = sa.Table(
+    "passport_issuer_key",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kid", sa.String(64), nullable=False, unique=True),
+    sa.Column("public_jwk", Json, nullable=False),
+    sa.Column("private_key_encrypted", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp, nullable=True),
+    sa.Column("signed_until", Timestamp, nullable=True),
+    sa.Column("publish_until", Timestamp, nullable=True),
+)
+
+# Token Status Lists: ``bits`` per entry, the packed bytes, and the last signed token.
+passport_status_list = sa.Table(
+    "passport_status_list",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(36), nullable=False, unique=True),
+    sa.Column("bits", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("token", sa.Text, nullable=True),
+    sa.Column("signed_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Every credential issued: whose, which type (and assignment), where its status lives.
+# (status_list_id, status_idx) is unique: an index is never handed out twice.
+passport_credential = sa.Table(
+    "passport_credential",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(36), nullable=False, unique=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("assignment_id", sa.ForeignKey("assignment.id"), nullable=True, index=True),
+    sa.Column("vct", sa.String(100), nullable=False),
+    sa.Column("status_list_id", sa.ForeignKey("passport_status_list.id"), nullable=False),
+    sa.Column("status_idx", sa.Integer, nullable=False),
+    sa.Column("kid", sa.String(64), nullable=False),
+    sa.Column("offer_id", sa.Integer, nullable=True),
+    sa.Column("issued_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),  # valid | revoked | suspended
+    sa.Column("state_reason", sa.String(60), nullable=True),
+    sa.Column("state_changed_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("status_list_id", "status_idx", name="uq_passport_credential_status"),
+)
+
+# Credential offers (pre-authorized code flow). Only hashes of the pre-authorized code and
+# of the transaction code; the code itself also encrypted (for the offer by reference).
+passport_offer = sa.Table(
+    "passport_offer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(64), nullable=False, unique=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("code_encrypted", sa.Text, nullable=False),
+    sa.Column("tx_code_hash", sa.String(64), nullable=False),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("configuration_ids", Json, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("used_at", Timestamp, nullable=True),
+)
+
+# c_nonce values from the Nonce Endpoint, single use.
+passport_nonce = sa.Table(
+    "passport_nonce",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("nonce_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("used_at", Timestamp, nullable=True),
+)
+
+# Access tokens for the credential endpoint, from a redeemed offer (hash only).
+passport_access_token = sa.Table(
+    "passport_access_token",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("offer_id", sa.ForeignKey("passport_offer.id"), nullable=False, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
 )

@@ -151,6 +151,7 @@ def create_app(
 
     from pasa.web.api import router as api_router
     from pasa.web.api.problems import install as install_api_problems
+    from pasa.web.passport import router as passport_router
     from pasa.web.scim import router as scim_router
 
     app.include_router(api_router)
@@ -174,6 +175,7 @@ def create_app(
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(scim_router)
+    app.include_router(passport_router)
     _install_signin_and_hardening(app, config, eng, the_clock)
 
     @app.get("/healthz", include_in_schema=False)
