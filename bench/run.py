@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import hr_import, planning, provisioning, rotation
+from bench import hr_import, planning, provisioning, rotation, scim_provider
 from bench.common import (
     ROOT,
     WORK,
@@ -55,7 +55,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument(
         "--only",
-        choices=("import", "planning", "provisioning", "rotation", "all"),
+        choices=("import", "planning", "provisioning", "rotation", "scim", "all"),
         default="all",
         help="which benchmarks (provisioning or rotation alone replaces only its own section "
         "of the output)",
@@ -96,6 +96,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="cProfile the rotation worker step (var/bench/rotation-N/worker.prof)",
     )
+    p.add_argument(
+        "--scim-sizes",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[10_000, 100_000],
+        help="SCIM provider benchmark sizes (users), comma-separated",
+    )
     p.add_argument("--postgres-url", default=os.environ.get("PASA_BENCH_POSTGRES_URL"))
     p.add_argument("--output", type=Path, default=None, help="default docs/benchmarks.md")
     p.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
@@ -106,6 +112,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         args.import_movers = min(args.import_movers, 2_000)
         args.provision_staff = min(args.provision_staff, 1_000)
         args.rotation_movers = min(args.rotation_movers, 2_000)
+        args.scim_sizes = [min(n, 1_000 * (k + 1)) for k, n in enumerate(args.scim_sizes)]
     if args.output is None:
         quick = WORK / "benchmarks-quick.md"
         args.output = quick if args.quick else ROOT / "docs" / "benchmarks.md"
@@ -388,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.only == "rotation":
             return _write_section(args.output, found, rotation.START, rotation.END)
+        sections += found
+    if args.only in ("scim", "all"):
+        found = scim_provider.section(args.postgres_url, args.scim_sizes, command)
+        if args.only == "scim":
+            return _write_section(args.output, found, scim_provider.START, scim_provider.END)
         sections += found
     info = machine_info(args.postgres_url)
     lines = [
