@@ -28,6 +28,18 @@ def test_kek_comes_from_a_named_variable_and_is_never_echoed() -> None:
     assert "c2VjcmV0" not in str(short.value)
 
 
+def test_a_padded_kek_as_pasted_by_an_operator_is_the_same_key() -> None:
+    import base64
+    import secrets
+
+    raw = secrets.token_bytes(32)
+    padded = base64.urlsafe_b64encode(raw).decode()
+    assert padded.endswith("=")
+    sealed = KeyEncryptionKey.from_env("K", {"K": padded}).encrypt(b"x", context="c")
+    unpadded = padded.rstrip("=")
+    assert KeyEncryptionKey.from_env("K", {"K": unpadded}).decrypt(sealed, context="c") == b"x"
+
+
 def test_key_record_round_trip_keeps_the_private_key_encrypted() -> None:
     kek = KeyEncryptionKey.from_env("K", {"K": KeyEncryptionKey.generate()})
     key = IssuerKey.generate(T0)

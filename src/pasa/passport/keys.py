@@ -63,7 +63,8 @@ class KeyEncryptionKey:
                 f"Set {name} to a 32-byte base64url key-encryption key to sign passports."
             )
         try:
-            raw = b64url_decode(value.strip())
+            # Padding is tolerated here (an operator may paste a padded key); JOSE's is not.
+            raw = b64url_decode(value.strip().rstrip("="))
         except ValueError:
             raise ConfigurationError(f"{name} is not base64url.") from None
         if len(raw) != 32:
