@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from sqlalchemy.engine import Engine
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
@@ -44,7 +45,13 @@ IDENTITY, OWNER, AUDITOR = "identity.team@nhs.net", "system.owner@nhs.net", "aud
 
 @dataclass(frozen=True)
 class LiveApp:
+    """The served app; ``engine`` is its hub (tests seed their own scenarios into it) and
+    ``work`` the directory its SQLite target systems live under (``work / "var"``)."""
+
     url: str
+    engine: Engine
+    work: Path
+    today: dt.date
 
 
 def _free_port() -> int:
@@ -96,7 +103,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the PASA server did not start")
         time.sleep(0.05)
-    yield LiveApp(f"http://127.0.0.1:{port}")
+    yield LiveApp(f"http://127.0.0.1:{port}", engine, work, today)
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()

@@ -737,3 +737,7 @@ passport_access_token = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
 )
+
+# --- access requests, approvals and notifications (issue 6; migration 0008) ---
+
+# --- passport verifier (issue 7; migration 0009) ---

@@ -13,10 +13,11 @@ from pasa.web.pages.rendering import STATIC, install_error_pages
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages, the static files and the browsers' error pages to ``app``."""
-    from pasa.web.pages.views import router
+    from pasa.web.pages import admin, credentials, dashboard, identity, readiness, requests, views
 
     app.state.page_settings = settings
-    app.include_router(router)
+    for module in (views, requests, identity, admin, dashboard, readiness, credentials):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     # nhsuk-frontend's CSS refers to its images under /assets.
     app.mount(

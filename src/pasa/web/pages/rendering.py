@@ -75,11 +75,21 @@ def navigation(principal: Principal | None, current: str) -> list[dict[str, Any]
     """The header's menu: only the pages this principal can use."""
     if principal is None:
         return []
+    roles = principal.roles()
+    identity_team = bool(roles & {Role.ORG_ADMIN, Role.PLATFORM_ADMIN})
     items = [("/home", "Home")]
     if principal.reports:
         items.append(("/team", "My team"))
     if principal.person_id is not None:
         items.append(("/my-access", "My access"))
+    if principal.person_id is not None or principal.reports or Role.SYSTEM_OWNER in roles:
+        items.append(("/requests", "Requests"))
+    if principal.person_id is not None:
+        items.append(("/my-credentials", "My credentials"))
+    if identity_team:
+        items += [("/exceptions", "Exceptions"), ("/rotations", "Rotations"), ("/policy", "Policy")]
+    if identity_team or Role.AUDITOR in roles:
+        items += [("/people", "People"), ("/dashboard", "Benefits")]
     return [{"href": href, "text": text, "current": href == current} for href, text in items]
 
 
