@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench import hr_import, planning, provisioning, rotation, scim_provider
+from bench import hr_import, pages, passport, planning, provisioning, rotation, scim_provider
 from bench.common import (
     ROOT,
     WORK,
@@ -55,7 +55,16 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument(
         "--only",
-        choices=("import", "planning", "provisioning", "rotation", "scim", "all"),
+        choices=(
+            "import",
+            "planning",
+            "provisioning",
+            "rotation",
+            "scim",
+            "pages",
+            "passport",
+            "all",
+        ),
         default="all",
         help="which benchmarks (provisioning or rotation alone replaces only its own section "
         "of the output)",
@@ -102,6 +111,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default=[10_000, 100_000],
         help="SCIM provider benchmark sizes (users), comma-separated",
     )
+    p.add_argument("--passport-count", type=int, default=2000, help="passport operations per row")
     p.add_argument("--postgres-url", default=os.environ.get("PASA_BENCH_POSTGRES_URL"))
     p.add_argument("--output", type=Path, default=None, help="default docs/benchmarks.md")
     p.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
@@ -395,6 +405,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.only == "rotation":
             return _write_section(args.output, found, rotation.START, rotation.END)
+        sections += found
+    if args.only in ("passport", "all"):
+        found = passport.section(args.passport_count, command)
+        if args.only == "passport":
+            return _write_section(args.output, found, passport.START, passport.END)
+        sections += found
+    if args.only in ("pages", "all"):
+        found = pages.section(args.postgres_url, args.trust_staff, args.seed, command)
+        if args.only == "pages":
+            return _write_section(args.output, found, pages.START, pages.END)
         sections += found
     if args.only in ("scim", "all"):
         found = scim_provider.section(args.postgres_url, args.scim_sizes, command)

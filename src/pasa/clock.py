@@ -10,6 +10,8 @@ UTC offset (at 23:30 UTC on 31 July in summer it is already 1 August in London).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -72,14 +74,38 @@ def local_instant(day: dt.date, time: dt.time = dt.time(0, 0), tz: str = DEFAULT
 
 
 _SYSTEM = SystemClock()
+# The process-wide clock behind now()/today(). A module global rather than a contextvar: the
+# in-process worker may run operations on threads, and they must see the simulated time too.
+_current: Clock = _SYSTEM
+
+
+def current() -> Clock:
+    """The clock now() reads: the system clock unless a simulation has set one."""
+    return _current
+
+
+@contextmanager
+def use_clock(clock: Clock) -> Iterator[Clock]:
+    """Make ``clock`` the process-wide clock for the block (simulations, the demo's history).
+
+    Nests: leaving a block restores whatever clock was current when it was entered.
+    """
+    global _current
+    previous = _current
+    _current = clock
+    try:
+        yield clock
+    finally:
+        _current = previous
 
 
 def now() -> dt.datetime:
-    return _SYSTEM.now()
+    """The current instant (aware UTC) from the process-wide clock."""
+    return _current.now()
 
 
 def today(tz: str = DEFAULT_TZ) -> dt.date:
-    return local_date(_SYSTEM.now(), tz)
+    return local_date(_current.now(), tz)
 
 
 def parse_date(text: str) -> dt.date:

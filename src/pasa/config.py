@@ -52,6 +52,24 @@ class Settings(BaseSettings):
     token_rate_limit: int = Field(default=1200, ge=0)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
+    # --- email notifications (docs/web.md, "Access requests and approvals") ---------------
+    # No host: messages stay in the outbox and are written to the log instead of sent.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "pasa@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+
+    # --- benefits dashboard baseline (docs/web.md, "Benefits dashboard") --------------------
+    # The business case: 33 WTE, £1.1m a year of manual provisioning at a 7,000-staff trust.
+    benefits_baseline_wte: float = Field(default=33.0, gt=0)
+    benefits_baseline_cost_gbp: float = Field(default=1_100_000.0, gt=0)
+    benefits_baseline_staff: int = Field(default=7_000, gt=0)
+    # 37.5 h x 52.14 weeks = 1,955 h, less 35 days of leave and bank holidays (Agenda for
+    # Change on appointment, 262.5 h) and ~2.5% sickness and mandatory training: ~1,650 h.
+    benefits_hours_per_wte: float = Field(default=1_650.0, gt=0)
+
 
 def get_settings() -> Settings:
     return Settings()

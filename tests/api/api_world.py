@@ -24,6 +24,7 @@ from pasa.store.policy_repo import save_policy
 from pasa.web.api.problems import install
 from pasa.web.app import create_app
 from pasa.web.security import current_principal
+from support.hub_world import add_organisation, add_position, add_staff
 
 NOW = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 START = dt.date(2020, 1, 1)
@@ -184,39 +185,10 @@ class World:
 
 
 def _org(conn: sa.Connection, world: World, ods: str) -> None:
-    org_id = conn.execute(
-        s.organisation.insert()
-        .values(ods_code=ods, name=f"Trust {ods}", created_at=NOW)
-        .returning(s.organisation.c.id)
-    ).scalar_one()
-    site = conn.execute(
-        s.site.insert()
-        .values(organisation_id=org_id, code="S1", name="Main site")
-        .returning(s.site.c.id)
-    ).scalar_one()
-    dept = conn.execute(
-        s.department.insert()
-        .values(organisation_id=org_id, code="D1", name="Ward 1", cost_centre="CC1")
-        .returning(s.department.c.id)
-    ).scalar_one()
-    position = conn.execute(
-        s.position.insert()
-        .values(
-            organisation_id=org_id,
-            position_number=f"{ods}-P1",
-            title="Staff Nurse",
-            staff_group="03",
-            job_role_code="03001",
-            area_of_work="Medicine",
-            occupation_code="N1A",
-            grade_code="Band 5",
-            department_id=dept,
-            site_id=site,
-        )
-        .returning(s.position.c.id)
-    ).scalar_one()
-    world.orgs[ods] = int(org_id)
-    world.positions[ods] = int(position)
+    world.orgs[ods] = add_organisation(conn, ods, at=NOW)
+    world.positions[ods] = add_position(
+        conn, world.orgs[ods], number=f"{ods}-P1", department=("D1", "Ward 1", "CC1")
+    )
 
 
 def add_person(
@@ -230,36 +202,18 @@ def add_person(
     email: str | None = None,
     supervisor: str | None = None,
 ) -> int:
-    person_id = conn.execute(
-        s.person.insert()
-        .values(
-            uid=f"uid-{number}",
-            first_name=first,
-            last_name=last,
-            email=email,
-            created_at=NOW,
-            updated_at=NOW,
-        )
-        .returning(s.person.c.id)
-    ).scalar_one()
-    conn.execute(
-        s.assignment.insert().values(
-            organisation_id=world.orgs[ods],
-            assignment_number=number,
-            person_id=person_id,
-            employee_number=f"E{number}",
-            position_id=world.positions[ods],
-            category="Permanent",
-            status="Active Assignment",
-            is_primary=True,
-            start_date=START,
-            supervisor_assignment_number=supervisor,
-            wte=1,
-            row_hash="x" * 64,
-            updated_at=NOW,
-        )
+    return add_staff(
+        conn,
+        world.orgs[ods],
+        world.positions[ods],
+        first,
+        last,
+        number,
+        start=START,
+        at=NOW,
+        email=email,
+        supervisor=supervisor,
     )
-    return int(person_id)
 
 
 def build_world(engine: Engine) -> World:

@@ -10,15 +10,18 @@ leave the other organisation's objects out (checked below).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_world import OTHER, OWN, ROLES, World
+from api_world import NOW, OTHER, OWN, ROLES, World
 from esr_builder import valid_row
 from fastapi.testclient import TestClient
+from requests_world import new_request, with_catalogue
 
 from pasa.hr.push import BULK_REQUEST, ENTERPRISE_EXTENSION, ESR_EXTENSION, USER_SCHEMA
+from pasa.service import passport_verifier
 
 # Columns: platform_admin, org_admin, system_owner (of target "ad"), line_manager (of the
 # RXL person), staff (the RXL person), auditor, api:read token, api:write token.
@@ -131,6 +134,49 @@ EXPECTED: dict[str, tuple[Cell, ...]] = {
         (403, 404),
         (403, 404),
     ),
+    # access requests (a fresh request for the organisation's person, by someone else,
+    # waiting for the line manager: the system owner's turn has not come)
+    "GET /api/v1/requests": (A, A, A, A, A, A, A, (403, 403)),
+    "GET /api/v1/requests/{request_id}": (
+        A,
+        (200, 404),
+        (200, 404),
+        (200, 404),
+        (200, 404),
+        (200, 404),
+        (200, 404),
+        (403, 404),
+    ),
+    "POST /api/v1/requests": (
+        (201, 201),
+        (201, 404),
+        (403, 404),
+        (201, 404),
+        (201, 404),
+        (403, 404),
+        (403, 404),
+        (201, 404),
+    ),
+    "POST /api/v1/requests/{request_id}/decision": (
+        A,
+        (200, 404),
+        (403, 404),
+        (200, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+    ),
+    "POST /api/v1/requests/{request_id}/withdraw": (
+        A,
+        (200, 404),
+        (403, 404),
+        (200, 404),
+        (200, 404),
+        (403, 404),
+        (403, 404),
+        (200, 404),
+    ),
     # operations and manual tasks
     "GET /api/v1/operations/{operation_id}": (
         A,
@@ -203,6 +249,39 @@ EXPECTED: dict[str, tuple[Cell, ...]] = {
         (403, 404),
         (403, 404),
     ),
+    # the benefits dashboard's figures (operations.read or audit.read in the organisation)
+    "GET /api/v1/organisations/{ods_code}/benefits": (
+        A,
+        (200, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (200, 404),
+        (200, 404),
+        (403, 404),
+    ),
+    # passport verification: the receiving organisation asks for a starter's credentials
+    # (hr.import there) and reads the outcome (people.read there)
+    "POST /api/v1/passport/verifications": (
+        (201, 201),
+        (201, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+    ),
+    "GET /api/v1/passport/verifications/{state}": (
+        A,
+        (200, 404),
+        (403, 404),
+        (403, 404),
+        (403, 404),
+        (200, 404),
+        (200, 404),
+        (403, 404),
+    ),
     # HR imports
     "GET /api/v1/imports/{import_id}": (
         A,
@@ -249,6 +328,22 @@ EXPECTED: dict[str, tuple[Cell, ...]] = {
 Request = tuple[str, dict[str, Any] | None]
 
 
+def new_verification(world: World, org: str) -> str:
+    """A passport verification session of ``org``, waiting for the starter's wallet."""
+    made = passport_verifier.create_request(
+        world.engine,
+        organisation=org,
+        given_name="Ada",
+        family_name="Okafor",
+        start_date=dt.date(2099, 8, 5),
+        position_number=f"{org}-P1",
+        actor="t",
+        public_url="https://pasa.example.nhs.uk",
+        now=NOW,
+    )
+    return made.state
+
+
 def _request(world: World, route: str, org: str) -> Request:
     """A concrete request for one cell, on a fresh object where the route changes state."""
     method, template = route.split(" ", 1)
@@ -265,6 +360,8 @@ def _request(world: World, route: str, org: str) -> Request:
         ),
         "task_id": lambda: world.task(org),
         "import_id": lambda: world.held_import(org),
+        "request_id": lambda: new_request(world, org),
+        "state": lambda: new_verification(world, org),
     }
     path = template
     for name, make in values.items():
@@ -281,6 +378,19 @@ def _request(world: World, route: str, org: str) -> Request:
             "justification": "research project",
             "requested_by": "requester@nhs.net",
         }
+    elif route == "POST /api/v1/requests":
+        with_catalogue(world)
+        body = {"person_id": world.people[org], "item": "research", "justification": "study"}
+    elif route == "POST /api/v1/passport/verifications":
+        body = {
+            "organisation": org,
+            "given_name": "Ada",
+            "family_name": "Okafor",
+            "start_date": "2099-08-05",
+            "position_number": f"{org}-P1",
+        }
+    elif template.endswith("/decision"):
+        body = {"approve": True, "reason": "agreed"}
     elif template.endswith("/hr-records"):
         body = {"records": [valid_row(90, org=org)]}
     elif template.endswith("/hr-scim-bulk"):
@@ -349,6 +459,7 @@ LISTS_WITH_PEOPLE = {
     "/api/v1/grants": "person_id",
     "/api/v1/operations": "person_id",
     "/api/v1/manual-tasks": "person_id",
+    "/api/v1/requests": "person_id",
 }
 
 
@@ -360,6 +471,7 @@ def test_lists_leave_the_other_organisation_out(
         world.grant(org)
         world.task(org)
         world.held_import(org)
+        new_request(world, org)
     other_person = world.people[OTHER]
     for path, key in LISTS_WITH_PEOPLE.items():
         response = client.get(path, headers=world.headers(role))

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -35,6 +31,7 @@ from pasa.service import access, provisioning
 from pasa.store.db import make_engine, migrate
 from pasa.store.policy_repo import save_policy
 from pasa.web.app import create_app
+from support.served import served
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,12 +49,6 @@ class LiveApp:
     engine: Engine
     work: Path
     today: dt.date
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -91,21 +82,8 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
         session_secret="browser-tests-session-secret-0123456789",
         signin_rate_limit=0,
     )
-    app = create_app(engine, settings=settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the PASA server did not start")
-        time.sleep(0.05)
-    yield LiveApp(f"http://127.0.0.1:{port}", engine, work, today)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(engine, settings=settings)) as url:
+        yield LiveApp(url, engine, work, today)
     engine.dispose()
 
 

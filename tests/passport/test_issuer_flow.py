@@ -23,6 +23,7 @@ from pasa.passport.vc import verify_credential
 from pasa.service import passport_issuer as pi
 from pasa.store import schema as s
 from pasa.web.app import create_app
+from support.hub_world import add_passport_holder
 
 ISSUER = "https://pasa.test"
 START = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -31,66 +32,15 @@ EMPLOYEE = "E1001"
 
 def seed_person(engine: Engine, *, status: str = "Active Assignment") -> int:
     with engine.begin() as conn:
-        org = conn.execute(
-            s.organisation.insert()
-            .values(ods_code="RXL", name="Blackpool Teaching Hospitals", created_at=START)
-            .returning(s.organisation.c.id)
-        ).scalar_one()
-        site = conn.execute(
-            s.site.insert()
-            .values(organisation_id=org, code="VIC", name="Victoria")
-            .returning(s.site.c.id)
-        ).scalar_one()
-        dept = conn.execute(
-            s.department.insert()
-            .values(organisation_id=org, code="W12", name="Ward 12", cost_centre="CC1")
-            .returning(s.department.c.id)
-        ).scalar_one()
-        position = conn.execute(
-            s.position.insert()
-            .values(
-                organisation_id=org,
-                position_number="P1",
-                title="Staff Nurse",
-                staff_group="03",
-                job_role_code="03001",
-                area_of_work="Medicine",
-                occupation_code="N1A",
-                grade_code="Band 5",
-                department_id=dept,
-                site_id=site,
-            )
-            .returning(s.position.c.id)
-        ).scalar_one()
-        person = conn.execute(
-            s.person.insert()
-            .values(
-                uid="ada-lovelace",
-                first_name="Ada",
-                last_name="Lovelace",
-                date_of_birth=dt.date(1990, 12, 10),
-                created_at=START,
-                updated_at=START,
-            )
-            .returning(s.person.c.id)
-        ).scalar_one()
-        conn.execute(
-            s.assignment.insert().values(
-                organisation_id=org,
-                assignment_number="A1001-1",
-                person_id=person,
-                employee_number=EMPLOYEE,
-                position_id=position,
-                category="Permanent",
-                status=status,
-                is_primary=True,
-                start_date=dt.date(2025, 1, 6),
-                wte=1,
-                row_hash="x" * 64,
-                updated_at=START,
-            )
+        return add_passport_holder(
+            conn,
+            at=START,
+            uid="ada-lovelace",
+            number="A1001-1",
+            employee_number=EMPLOYEE,
+            status=status,
+            site=("VIC", "Victoria"),
         )
-    return int(person)
 
 
 def end_assignment(engine: Engine, end: dt.date) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from pasa.service import access
 from pasa.store import schema as s
 from pasa.web.app import create_app
+from support.hub_world import add_assignment, add_organisation, add_person
 
 NOW = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
@@ -63,35 +64,18 @@ def add_hr_person(
             )
             .returning(s.position.c.id)
         ).scalar_one()
-        person_id = conn.execute(
-            s.person.insert()
-            .values(
-                uid=uid,
-                first_name=first,
-                last_name=last,
-                email=email,
-                created_at=NOW,
-                updated_at=NOW,
-            )
-            .returning(s.person.c.id)
-        ).scalar_one()
-        conn.execute(
-            s.assignment.insert().values(
-                organisation_id=org_id,
-                assignment_number=assignment_number,
-                person_id=person_id,
-                employee_number=employee_number,
-                position_id=position_id,
-                category="Permanent",
-                status="Active Assignment",
-                is_primary=True,
-                start_date=dt.date(2020, 1, 1),
-                end_date=end,
-                supervisor_assignment_number=supervisor,
-                wte=1,
-                row_hash="x" * 64,
-                updated_at=NOW,
-            )
+        person_id = add_person(conn, uid=uid, first=first, last=last, at=NOW, email=email)
+        add_assignment(
+            conn,
+            organisation_id=org_id,
+            position_id=position_id,
+            person_id=person_id,
+            number=assignment_number,
+            employee_number=employee_number,
+            start=dt.date(2020, 1, 1),
+            at=NOW,
+            end_date=end,
+            supervisor_assignment_number=supervisor,
         )
     return uid
 
@@ -99,11 +83,7 @@ def add_hr_person(
 def setup_orgs(engine: Engine) -> None:
     with engine.begin() as conn:
         for code, name in (("RXL", "Blackpool Teaching Hospitals"), ("RYJ", "Imperial College")):
-            org_id = conn.execute(
-                s.organisation.insert()
-                .values(ods_code=code, name=name, created_at=NOW)
-                .returning(s.organisation.c.id)
-            ).scalar_one()
+            org_id = add_organisation(conn, code, name=name, at=NOW)
             conn.execute(
                 s.department.insert().values(
                     organisation_id=org_id, code="ICU", name="Intensive Care", cost_centre="C1"

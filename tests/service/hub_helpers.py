@@ -13,6 +13,7 @@ from pasa.domain.model import AssignmentStatus
 from pasa.policy.document import PolicyDocument
 from pasa.store import schema as s
 from pasa.store.policy_repo import save_policy
+from support.hub_world import add_assignment, add_organisation, add_position
 
 NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 
@@ -28,41 +29,12 @@ class A:
 
 
 def org(conn: Connection, ods: str = "RXL") -> dict[str, int]:
-    existing = conn.scalar(sa.select(s.organisation.c.id).where(s.organisation.c.ods_code == ods))
-    if existing is not None:
-        org_id = existing
-    else:
-        org_id = conn.execute(
-            s.organisation.insert()
-            .values(ods_code=ods, name=f"Trust {ods}", created_at=NOW)
-            .returning(s.organisation.c.id)
-        ).scalar_one()
+    org_id = conn.scalar(sa.select(s.organisation.c.id).where(s.organisation.c.ods_code == ods))
+    if org_id is None:
+        org_id = add_organisation(conn, ods, at=NOW)
     site = conn.scalar(sa.select(s.site.c.id).where(s.site.c.organisation_id == org_id))
     if site is None:
-        site = conn.execute(
-            s.site.insert()
-            .values(organisation_id=org_id, code="VIC", name="Victoria")
-            .returning(s.site.c.id)
-        ).scalar_one()
-        dept = conn.execute(
-            s.department.insert()
-            .values(organisation_id=org_id, code="W12", name="Ward 12", cost_centre="CC1")
-            .returning(s.department.c.id)
-        ).scalar_one()
-        conn.execute(
-            s.position.insert().values(
-                organisation_id=org_id,
-                position_number="P1",
-                title="Staff Nurse",
-                staff_group="03",
-                job_role_code="03001",
-                area_of_work="Medicine",
-                occupation_code="N1A",
-                grade_code="Band 5",
-                department_id=dept,
-                site_id=site,
-            )
-        )
+        add_position(conn, org_id, site=("VIC", "Victoria"))
     position = conn.scalar(sa.select(s.position.c.id).where(s.position.c.organisation_id == org_id))
     return {"organisation_id": org_id, "position_id": position}
 
@@ -94,26 +66,20 @@ def add_person(
 
 def add_assignments(conn: Connection, person_id: int, *assignments: A, ods: str = "RXL") -> None:
     ids = org(conn, ods)
-    rows: list[dict[str, Any]] = [
-        {
+    for a in assignments:
+        add_assignment(
+            conn,
             **ids,
-            "assignment_number": a.number,
-            "person_id": person_id,
-            "employee_number": a.number,
-            "category": "Permanent",
-            "status": a.status.value,
-            "is_primary": a.primary,
-            "start_date": a.start,
-            "end_date": a.end,
-            "supervisor_assignment_number": a.supervisor,
-            "wte": 1,
-            "row_hash": "x" * 64,
-            "updated_at": NOW,
-        }
-        for a in assignments
-    ]
-    if rows:
-        conn.execute(s.assignment.insert(), rows)
+            person_id=person_id,
+            number=a.number,
+            employee_number=a.number,
+            start=a.start,
+            at=NOW,
+            status=a.status.value,
+            is_primary=a.primary,
+            end_date=a.end,
+            supervisor_assignment_number=a.supervisor,
+        )
 
 
 def set_end(conn: Connection, number: str, end: dt.date | None) -> None:

@@ -166,6 +166,19 @@ def test_sign_in_is_rate_limited_per_client(engine: Engine) -> None:
     assert client.get("/healthz").status_code == 200  # other pages are not limited
 
 
+def test_public_wallet_endpoints_are_rate_limited_per_client(engine: Engine) -> None:
+    client = _client(_app(engine, signin_rate_limit=2))
+    for _ in range(2):
+        answer = client.post("/passport/verifier/response", data={"state": "x", "vp_token": "{}"})
+        assert answer.status_code == 400  # refused on its merits, not limited
+    limited = client.post("/passport/verifier/response", data={"state": "x", "vp_token": "{}"})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert "wallet requests from this address" in limited.json()["detail"]
+    # Guessing transaction codes at the token endpoint counts against the same address.
+    assert client.post("/passport/token", data={}).status_code == 429
+    assert client.get("/auth/dev").status_code == 200  # sign-in has its own allowance
+
+
 def test_bearer_tokens_are_rate_limited_per_token(engine: Engine) -> None:
     _org(engine)
     client = _client(_app(engine, token_rate_limit=2))

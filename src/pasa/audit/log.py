@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pasa.clock import now as _clock_now
 from pasa.store.schema import audit_log
 
 GENESIS = "0" * 64
@@ -97,7 +98,7 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[int]:
     rows: list[dict[str, Any]] = []
     for entry in entries:
         seq += 1
-        when = (entry.at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        when = (entry.at or _clock_now()).astimezone(dt.UTC)
         # Round-trip details through JSON so what is hashed is exactly what is stored and
         # re-read.
         body = json.loads(json.dumps(entry.details or {}, default=str))

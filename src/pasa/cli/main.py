@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import getpass
 import json
 import os
@@ -20,6 +21,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from pasa import clock, logs
+from pasa.cli.wallet import wallet_app
 from pasa.config import get_settings
 from pasa.domain.errors import PasaError
 from pasa.store.db import make_engine, migrate
@@ -643,31 +645,218 @@ app.add_typer(role_app, name="role")
 
 passport_app = typer.Typer(help="Digital Staff Passport: credential offers (OpenID4VCI).")
 app.add_typer(passport_app, name="passport")
+passport_keys_app = typer.Typer(help="Passport issuer signing keys: list and rotate.")
+passport_app.add_typer(passport_keys_app, name="keys")
+app.add_typer(wallet_app, name="wallet")
 
 
 @passport_app.command("offer")
 def passport_offer(
     person: Annotated[str, typer.Argument(help="The person's ESR employee number.")],
+    email: Annotated[
+        bool, typer.Option("--email", help="Email the code to their work address instead.")
+    ] = False,
 ) -> None:
     """Print a credential offer URI (stdout) and its transaction code (for a second channel)."""
     from pasa.passport.keys import KeyEncryptionKey
+    from pasa.service import notify
     from pasa.service import passport_issuer as pi
+    from pasa.store import schema as s
 
     engine = open_engine(create=True)
     with engine.connect() as conn:
         person_id = pi.find_person(conn, person)
+        address = conn.scalar(sa.select(s.person.c.email).where(s.person.c.id == person_id))
+    if email and not address:
+        raise PasaError(f"{person} has no email address in the HR record; omit --email")
+    if email and not get_settings().smtp_host:
+        raise PasaError("--email needs an SMTP server (PASA_SMTP_HOST); none is configured")
+    kek = KeyEncryptionKey.from_env()
     offer = pi.create_offer(
-        engine,
-        person_id,
-        issuer=pi.issuer_identifier(),
-        actor=actor(),
-        now=clock.now(),
-        kek=KeyEncryptionKey.from_env(),
+        engine, person_id, issuer=pi.issuer_identifier(), actor=actor(), now=clock.now(), kek=kek
     )
+    if email:
+        with engine.begin() as conn:
+            message = notify.tx_code(str(address), offer.tx_code, offer.expires_at)
+            notify.queue_sealed(conn, message, kek)
+        sys.stdout.write(f"{offer.uri}\n")
+        err.print(f"Transaction code queued for email to {address}.")
+        return
     sys.stdout.write(f"{offer.uri}\ntransaction code: {offer.tx_code}\n")
     err.print(
         f"Offer of {', '.join(offer.configuration_ids)} for {person}, single use, expires "
         f"{offer.expires_at:%Y-%m-%d %H:%M} UTC. Send the transaction code on another channel."
+    )
+
+
+passport_trust_app = typer.Typer(help="Issuers this organisation's verifier trusts, per type.")
+passport_app.add_typer(passport_trust_app, name="trust")
+
+
+@passport_app.command("request")
+def passport_request(
+    org: Annotated[str, typer.Option("--org", help="Your organisation's ODS code.")],
+    given_name: Annotated[str, typer.Option("--given-name")],
+    family_name: Annotated[str, typer.Option("--family-name")],
+    start: Annotated[str, typer.Option("--start", help="Start date, YYYY-MM-DD.")],
+    position: Annotated[str, typer.Option("--position", help="Intended position number.")],
+    credential: Annotated[
+        list[str] | None, typer.Option("--credential", help="employment, identity, ...")
+    ] = None,
+) -> None:
+    """Ask an expected starter for their passport: prints the openid4vp:// request URI."""
+    from pasa.service import passport_issuer as pi
+    from pasa.service import passport_verifier as pv
+
+    try:
+        start_date = dt.date.fromisoformat(start)
+    except ValueError:
+        raise PasaError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+    new = pv.create_request(
+        open_engine(create=True),
+        organisation=org.upper(),
+        given_name=given_name,
+        family_name=family_name,
+        start_date=start_date,
+        position_number=position,
+        query_ids=credential or ["employment", "identity"],
+        actor=actor(),
+        public_url=pi.issuer_identifier(),
+        now=clock.now(),
+    )
+    sys.stdout.write(f"{new.uri}\n")
+    err.print(f"Request {new.state}, single use, expires {new.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+
+@passport_app.command("link")
+def passport_link(
+    state: Annotated[str, typer.Argument(help="The accepted verification request's state.")],
+    employee_number: Annotated[str, typer.Option("--employee-number", help="New ESR number.")],
+    assignment_number: Annotated[
+        str | None,
+        typer.Option("--assignment-number", help="ESR assignment number (default: employee)."),
+    ] = None,
+) -> None:
+    """Link a passport pre-hire person's provisional assignment to their ESR record."""
+    from pasa.service import passport_verifier as pv
+
+    pv.link_esr_record(
+        open_engine(create=True),
+        state,
+        employee_number=employee_number,
+        assignment_number=assignment_number or employee_number,
+        actor=actor(),
+        now=clock.now(),
+    )
+    err.print(f"Linked request {state} to ESR employee {employee_number.strip()}.")
+
+
+@passport_trust_app.command("add")
+def passport_trust_add(
+    issuer: Annotated[str, typer.Argument(help="Issuer identifier (https URL, its iss).")],
+    org: Annotated[str, typer.Option("--org", help="ODS code of the issuing organisation.")],
+    types: Annotated[list[str], typer.Option("--type", help="employment, identity, ...")],
+) -> None:
+    """Trust ISSUER to issue the given credential types."""
+    from pasa.service import passport_verifier as pv
+
+    added = pv.add_trusted_issuer(
+        open_engine(create=True),
+        issuer,
+        organisation_code=org,
+        types=types,
+        actor=actor(),
+        now=clock.now(),
+    )
+    err.print(f"Trusted {added[0].issuer} ({added[0].organisation_code}) for {len(added)} type(s).")
+
+
+@passport_trust_app.command("list")
+def passport_trust_list(as_json: JsonOption = False) -> None:
+    """The trust registry: issuer, organisation, credential type."""
+    from pasa.service import passport_verifier as pv
+
+    with open_engine(create=True).connect() as conn:
+        rows = [
+            {"issuer": e.issuer, "organisation": e.organisation_code, "vct": e.vct}
+            for e in pv.trusted_issuers(conn)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="Trusted passport issuers")
+    for column in ("issuer", "organisation", "vct"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["issuer"], row["organisation"], row["vct"])
+    console.print(table if rows else "No trusted issuers yet: pasa passport trust add.")
+
+
+@passport_trust_app.command("remove")
+def passport_trust_remove(
+    issuer: Annotated[str, typer.Argument(help="Issuer identifier.")],
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only these types.")] = None,
+) -> None:
+    """Stop trusting ISSUER (for the given types, or altogether)."""
+    from pasa.service import passport_verifier as pv
+
+    n = pv.remove_trusted_issuer(
+        open_engine(create=True), issuer, types=types or [], actor=actor(), now=clock.now()
+    )
+    err.print(f"Removed {n} registry entr{'y' if n == 1 else 'ies'} for {issuer}.")
+
+
+@passport_keys_app.command("list")
+def passport_keys_list(as_json: JsonOption = False) -> None:
+    """The issuer's signing keys: created, retired, and published until (for verifiers)."""
+    from pasa.service import passport_issuer as pi
+    from pasa.store import schema as s
+
+    engine = open_engine(create=True)
+    k = s.passport_issuer_key
+    now = clock.now()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(k).order_by(k.c.id.desc())).all()
+        published = {j["kid"] for j in pi.published_jwks(conn, now)["keys"]}
+    keys = [
+        {
+            "kid": r.kid,
+            "created": r.created_at,
+            "retired": r.retired_at,
+            "published_until": "current" if r.retired_at is None else r.publish_until,
+            "published_now": r.kid in published,
+        }
+        for r in rows
+    ]
+    if as_json:
+        emit_json(keys)
+        return
+    table = Table(title="Passport issuer keys (newest first)")
+    for column in ("kid", "created", "retired", "published until", "published now"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            key["kid"],
+            f"{key['created']:%Y-%m-%d %H:%M}",
+            f"{key['retired']:%Y-%m-%d %H:%M}" if key["retired"] else "-",
+            str(key["published_until"] or "-")[:16],
+            "yes" if key["published_now"] else "no",
+        )
+    console.print(table if keys else "No keys yet: the first is made when a credential is issued.")
+
+
+@passport_keys_app.command("rotate")
+def passport_keys_rotate() -> None:
+    """Retire the current signing key and start a new one (audited). The old key stays
+    published until the credentials it signed have expired."""
+    from pasa.passport.keys import KeyEncryptionKey
+    from pasa.service import passport_issuer as pi
+
+    engine = open_engine(create=True)
+    kid = pi.rotate_key(engine, actor=actor(), now=clock.now(), kek=KeyEncryptionKey.from_env())
+    console.print(
+        f"New signing key {kid}; the previous key stays published until its "
+        "credentials expire (pasa passport keys list)."
     )
 
 
@@ -1174,8 +1363,14 @@ def serve(
 
     from pasa.web.app import create_app
 
+    web_app = create_app()
+    # What start-up built (the app, templates, policy, SQLAlchemy metadata) lives for the whole
+    # process: keeping it out of the collector's full passes halves the p95 of the heaviest
+    # pages (bench/pages.py).
+    gc.collect()
+    gc.freeze()
     console.print(f"Serving on [bold]http://{host}:{port}/[/] (health: /healthz); Ctrl+C stops")
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
 # --- time-bound grants and what-if ------------------------------------------------------

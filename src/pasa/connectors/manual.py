@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pasa.audit import log as audit
+from pasa.clock import now as _clock_now
 from pasa.connectors.base import (
     ALL_CAPABILITIES,
     Attributes,
@@ -136,7 +137,7 @@ def describe_task(
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _clock_now()
 
 
 def _open_task(conn: sa.Connection, task_id: int) -> sa.Row[Any]:

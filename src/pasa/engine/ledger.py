@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 
 from pasa.audit import log as audit
 from pasa.clock import local_date
+from pasa.clock import now as _clock_now
 from pasa.connectors.base import create_attributes, membership_of, update_changes
 from pasa.domain.errors import ConfigurationError, PasaError
 from pasa.domain.errors import NotFoundError as PasaNotFoundError
@@ -81,7 +82,7 @@ class OperationRecord:
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _clock_now()
 
 
 def canonical_json(value: Any) -> str:

@@ -60,6 +60,7 @@ from sqlalchemy.engine import Engine
 
 from pasa.audit import log as audit
 from pasa.clock import SystemClock
+from pasa.clock import now as _clock_now
 from pasa.config import get_settings
 from pasa.connectors.base import Connector
 from pasa.connectors.registry import build_connector, concurrency, rate_per_minute
@@ -163,7 +164,7 @@ def due_drains(engine: Engine, now: dt.datetime | None = None) -> list[Drain]:
     A target whose ``concurrency`` or ``rate_per_minute`` setting is invalid is logged and
     left out: it must not stop the others.
     """
-    when = _utc(now or dt.datetime.now(dt.UTC))
+    when = _utc(now or _clock_now())
     drains: list[Drain] = []
     with engine.connect() as conn:
         targets = conn.execute(

@@ -59,6 +59,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pasa.audit import log as audit
+from pasa.clock import now as _clock_now
 from pasa.connectors.base import (
     Capability,
     Connector,
@@ -276,7 +277,7 @@ def run_pending(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     run = _Run(
         engine=engine,
-        clock=now or (lambda: dt.datetime.now(dt.UTC)),
+        clock=now or _clock_now,
         max_attempts=max_attempts,
         rng=rng or random.Random(),
         backoff_base=backoff_base,

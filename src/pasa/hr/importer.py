@@ -33,7 +33,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pasa.audit import log as audit
+from pasa.clock import now as _clock_now
 from pasa.domain.errors import InputFileError, NotFoundError, PasaError
+from pasa.hr import passport_link
 from pasa.hr.esr import (
     SUPERVISOR_FIELD,
     ExtractReader,
@@ -42,7 +44,8 @@ from pasa.hr.esr import (
     cleared_supervisor_hash,
     extract_values,
 )
-from pasa.store.schema import Json, Timestamp, hr_import, hr_quarantine
+from pasa.store import schema
+from pasa.store.schema import Json, Timestamp, hr_import, hr_quarantine, hr_staging
 
 CHUNK = 20_000
 EMPLOYEE_SCHEME = "esr_employee_number"
@@ -211,7 +214,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _clock_now()
 
 
 def _json_fn(conn: Connection) -> str:
@@ -695,6 +698,10 @@ def _apply(
                 actor=f"{actor} (superseded by import {i})",
             )
 
+    # Before the delta: a new ESR record that is a passport pre-hire person takes over their
+    # provisional assignment, so the row updates that person instead of adding a duplicate.
+    _link_pre_hires(conn, i, org_ids, actor=actor, now=now)
+
     active = "a.in_extract AND (a.end_date IS NULL OR a.end_date >= :as_of)"
     active_before = _scalar(
         conn,
@@ -813,6 +820,97 @@ def _apply(
             guard_reason=guard_reason,
         )
     )
+
+
+def _link_pre_hires(
+    conn: Connection, i: int, org_ids: list[int], *, actor: str, now: dt.datetime
+) -> None:
+    """Link passport pre-hire people to their new ESR rows (exactly one candidate each way);
+    report ambiguous matches as quarantine warnings for the identity team, linking nothing."""
+    pre_hires = passport_link.unlinked_pre_hires(conn, org_ids)
+    if not pre_hires:
+        return
+    st, a, pi = hr_staging, schema.assignment, schema.person_identifier
+    rows = conn.execute(
+        sa.select(st).where(
+            st.c.import_id == i,
+            st.c.organisation_id.in_(sorted({p.organisation_id for p in pre_hires})),
+            ~sa.exists().where(
+                a.c.organisation_id == st.c.organisation_id,
+                a.c.assignment_number == st.c.assignment_number,
+            ),
+            # A new record: an employee number the organisation has not seen.
+            ~sa.exists().where(
+                pi.c.scheme == EMPLOYEE_SCHEME,
+                pi.c.issuer == st.c.org_code,
+                pi.c.value == st.c.employee_number,
+            ),
+        )
+    ).all()
+    links, ambiguous = passport_link.match(
+        pre_hires,
+        [
+            passport_link.NewRow(
+                row_number=r.row_number,
+                organisation_id=r.organisation_id,
+                employee_number=r.employee_number,
+                assignment_number=r.assignment_number,
+                is_primary=bool(r.is_primary),
+                family_name=r.last_name,
+                birth_date=r.date_of_birth,
+                start_date=r.start_date,
+                registration=(r.registration_body.lower(), r.registration_number)
+                if r.registration_body and r.registration_number
+                else None,
+            )
+            for r in rows
+        ],
+    )
+    for link in links:
+        passport_link.link_provisional(
+            conn,
+            state=link.pre_hire.state,
+            organisation_id=link.pre_hire.organisation_id,
+            person_id=link.pre_hire.person_id,
+            employee_number=link.row.employee_number,
+            assignment_number=link.row.assignment_number,
+            matched_on=link.matched_on,
+            actor=f"{actor} (import {i})",
+            now=now,
+        )
+    warned: set[int] = set()
+    for amb in ambiguous:
+        on = (
+            "registration number"
+            if amb.matched_on == passport_link.BY_REGISTRATION
+            else "family name, birth date and start date"
+        )
+        states = ", ".join(p.state[:12] for p in amb.pre_hires)
+        for row in amb.rows:
+            warned.add(row.row_number)
+            conn.execute(
+                hr_quarantine.insert().values(
+                    import_id=i,
+                    row_number=row.row_number,
+                    severity="warning",
+                    field="Registration_Number"
+                    if amb.matched_on == passport_link.BY_REGISTRATION
+                    else "Last_Name",
+                    reason=(
+                        f"ambiguous passport pre-hire match on {on} "
+                        f"({len(amb.pre_hires)} pre-hire, {len(amb.rows)} ESR rows; "
+                        f"verification {states}): not linked; link the right one with "
+                        "`pasa passport link STATE --employee-number N`"
+                    )[:1000],
+                    assignment_number=row.assignment_number,
+                )
+            )
+    if warned:
+        conn.execute(
+            hr_import.update()
+            .where(hr_import.c.id == i)
+            .values(rows_warned=hr_import.c.rows_warned + len(warned))
+        )
 
 
 def _apply_delta(conn: Connection, i: int, *, now: dt.datetime, dialect: str) -> None:

@@ -187,6 +187,39 @@ class RuleSpec(_Strict):
     grant: Annotated[tuple[str, ...], Field(min_length=1)]
 
 
+Approver = Literal["line_manager", "system_owner"]
+
+
+class RequestableSpec(_Strict):
+    """One item of the catalogue of access a person may be asked for (issue 6): an account
+    on ``target`` (no ``kind``) or one group / app role / door zone there, with the approval
+    stages it needs, in order, and how long each stage may wait (``sla_hours``)."""
+
+    key: Annotated[str, Field(pattern=KEY_PATTERN)]
+    target: str
+    kind: EntitlementKind | None = None
+    value: str = ""
+    description: str = ""
+    approvers: Annotated[tuple[Approver, ...], Field(min_length=1)] = ("line_manager",)
+    # End date required and at most this many days after the start; unset: optional.
+    max_days: Annotated[int, Field(ge=1, le=3660)] | None = None
+    sla_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 72
+
+    def problem(self) -> str | None:
+        """What is wrong with the item on its own (the document names where)."""
+        if self.kind is not None and not self.value.strip():
+            return f"a {self.kind.value} item needs the {self.kind.value} in 'value'"
+        if self.kind is None and self.value:
+            return "an account item (no 'kind') takes no 'value'"
+        if len(set(self.approvers)) != len(self.approvers):
+            return f"approvers repeat a stage: {', '.join(self.approvers)}"
+        return None
+
+    def describe(self) -> str:
+        what = "account" if self.kind is None else f"{self.kind.value.replace('_', ' ')}"
+        return f"{what} {self.value} on {self.target}" if self.value else f"{what} on {self.target}"
+
+
 def _unique(kind: str, keys: Sequence[str]) -> None:
     seen: dict[str, int] = {}
     for i, key in enumerate(keys):
@@ -203,6 +236,8 @@ class PolicyDocument(_Strict):
     roles: tuple[RoleSpec, ...] = ()
     rules: tuple[RuleSpec, ...] = ()
     birthright: tuple[str, ...] = ()
+    # The catalogue of requestable access (issue 6).
+    requestable: tuple[RequestableSpec, ...] = ()
 
     @model_validator(mode="after")
     def _check_references(self) -> PolicyDocument:
@@ -230,7 +265,23 @@ class PolicyDocument(_Strict):
                 raise ValueError(
                     f"birthright[{i}]: unknown target {name!r} (known: {', '.join(targets)})"
                 )
+        _unique("requestable", [r.key for r in self.requestable])
+        for i, item in enumerate(self.requestable):
+            problem = item.problem()
+            if problem is not None:
+                raise ValueError(f"requestable[{i}] {item.key!r}: {problem}")
+            if item.target not in targets:
+                raise ValueError(
+                    f"requestable[{i}] {item.key!r}: unknown target {item.target!r} "
+                    f"(known: {', '.join(targets)})"
+                )
         return self
+
+    def requestable_item(self, key: str) -> RequestableSpec:
+        for item in self.requestable:
+            if item.key == key:
+                return item
+        raise KeyError(key)
 
     def target(self, key: str) -> TargetSpec:
         for t in self.targets:
@@ -303,6 +354,7 @@ _FIELDS_BY_SECTION: Final[dict[str, tuple[str, ...]]] = {
     "roles": tuple(RoleSpec.model_fields),
     "rules": tuple(RuleSpec.model_fields),
     "entitlements": tuple(EntitlementSpec.model_fields),
+    "requestable": tuple(RequestableSpec.model_fields),
 }
 
 

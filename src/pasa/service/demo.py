@@ -1,10 +1,14 @@
 """`pasa demo`: a synthetic 7,000-staff trust through a full joiner/mover/leaver cycle.
 
-Day 1: the first full extract is imported, planned and provisioned. Day 2: an extract with
-starters, movers, leavers and a name change. A truncated file trips the guard. Then the
+History: ten weeks before today are simulated under a fixed clock (go-live with the baseline
+extract, weekly extracts, 06:00 scheduler ticks, the identity team's manual tasks), so the
+benefits dashboard has real times to show. Day 1 (today): catch-up provisioning. Day 2: an
+extract with starters, movers, leavers and a name change. A truncated file trips the guard. Then the
 August rotation of doctors in training is imported as one batch, previewed, approved by a
-second person, executed on its date and reported on.
-Everything runs on the embedded default (SQLite, in-process worker).
+second person, executed on its date and reported on. Finally access requests wait for approval
+and a doctor in training carries a Digital Staff Passport to a second organisation
+(:mod:`pasa.service.demo_passport`). Everything runs on the embedded default (SQLite,
+in-process worker).
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from rich.console import Console
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pasa.audit.log import verify
-from pasa.clock import parse_date
+from pasa.clock import FixedClock, local_instant, parse_date, use_clock
+from pasa.clock import now as clock_now
+from pasa.clock import today as clock_today
 from pasa.config import get_settings
+from pasa.connectors.manual import complete_manual_task
 from pasa.domain.errors import ConfigurationError
 from pasa.hr.esr_columns import COLUMNS, POSITION_COLUMNS
 from pasa.hr.importer import import_extract, quarantine, reject_import
 from pasa.hr.synthetic import first_wednesday, generate_rotation, generate_workforce
 from pasa.policy.document import load_policy_file
-from pasa.service import provisioning, rotation
+from pasa.service import benefits, provisioning, rotation
 from pasa.service.readiness import summarise
 from pasa.store import schema as s
 from pasa.store.db import make_engine, migrate
@@ -46,11 +53,35 @@ def _fmt(d: dt.date) -> str:
     return d.strftime("%d/%m/%Y")
 
 
-def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[str, list[str]]:
-    """Day-2 extract: 30 leavers, 40 starters, 25 movers and 3 name changes.
+def _weekday(day: dt.date, step: int) -> dt.date:
+    """``day``, or the nearest working day in the direction of ``step`` (+1 or -1)."""
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=step)
+    return day
 
+
+def evolve_extract(
+    src: Path,
+    dst: Path,
+    *,
+    as_of: dt.date,
+    seed: int,
+    leavers: int = 30,
+    starters: int = 40,
+    movers: int = 25,
+    renamed: int = 3,
+    lead_days: tuple[int, int] = (0, 14),
+    late: int = 0,
+    working_days: bool = False,
+) -> dict[str, list[str]]:
+    """The next extract: by default (day 2) 30 leavers, 40 starters, 25 movers and 3 name
+    changes, starters starting 0-14 days after ``as_of``.
+
+    The demo's history asks for its own numbers: starters keyed ``lead_days`` before their
+    start (a working day when ``working_days``), the first ``late`` of them keyed after it.
     Returns the assignment numbers affected per kind so the demo can explain them.
     """
+    n_leavers, n_starters, n_movers, n_renamed = leavers, starters, movers, renamed
     rng = random.Random(seed)
     with src.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
@@ -63,13 +94,15 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
         for r in rows
         if not r["Assignment_End_Date"] and r["Primary_Assignment"] == "Y" and started(r)
     ]
-    picks = rng.sample(ongoing, 30 + 25 + 3)
-    leavers, movers, renamed = picks[:30], picks[30:55], picks[55:]
-    for r in leavers:
+    picks = rng.sample(ongoing, n_leavers + n_movers + n_renamed)
+    leaving = picks[:n_leavers]
+    moving = picks[n_leavers : n_leavers + n_movers]
+    renaming = picks[n_leavers + n_movers :]
+    for r in leaving:
         r["Assignment_End_Date"] = _fmt(as_of)
     # A mover takes the position (and so department, site and codes) of another member of staff
     # in the same staff group, so every code stays valid.
-    for r in movers:
+    for r in moving:
         same_group = [
             o
             for o in ongoing
@@ -79,11 +112,11 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
             donor = rng.choice(same_group)
             for c in POSITION_COLUMNS:
                 r[c] = donor[c]
-    for r in renamed:
+    for r in renaming:
         r["Last_Name"] = rng.choice(["Okafor", "Nowak", "Fitzgerald", "Ahmed-Price", "O'Connor"])
     used = {r["Employee_Number"] for r in rows}
-    starters: list[dict[str, str]] = []
-    for template in rng.sample(ongoing, 40):
+    joining: list[dict[str, str]] = []
+    for i, template in enumerate(rng.sample(ongoing, n_starters)):
         number = str(rng.randint(30_000_000, 39_999_999))
         while number in used:
             number = str(rng.randint(30_000_000, 39_999_999))
@@ -101,24 +134,41 @@ def evolve_extract(src: Path, dst: Path, *, as_of: dt.date, seed: int) -> dict[s
                 "Middle_Names": "",
                 "NI_Number": f"JT{rng.randint(100000, 999999)}C",
                 "Email_Address": f"{first}.{last}.{number[-4:]}@nhs.net".lower().replace("'", ""),
-                "Assignment_Start_Date": _fmt(as_of + dt.timedelta(days=rng.randint(0, 14))),
+                "Assignment_Start_Date": _fmt(
+                    _start_date(rng, as_of, lead_days, late=i < late, working_days=working_days)
+                ),
                 "Assignment_End_Date": "",
                 "Registration_Body": "",
                 "Registration_Number": "",
             }
         )
-        starters.append(new)
+        joining.append(new)
     with dst.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
-        writer.writerows(starters)
+        writer.writerows(joining)
     return {
-        "leavers": [r["Assignment_Number"] for r in leavers],
-        "movers": [r["Assignment_Number"] for r in movers],
-        "renamed": [r["Assignment_Number"] for r in renamed],
-        "starters": [r["Assignment_Number"] for r in starters],
+        "leavers": [r["Assignment_Number"] for r in leaving],
+        "movers": [r["Assignment_Number"] for r in moving],
+        "renamed": [r["Assignment_Number"] for r in renaming],
+        "starters": [r["Assignment_Number"] for r in joining],
     }
+
+
+def _start_date(
+    rng: random.Random,
+    as_of: dt.date,
+    lead_days: tuple[int, int],
+    *,
+    late: bool,
+    working_days: bool,
+) -> dt.date:
+    if late:  # keyed after the start: ESR was updated late
+        day = as_of - dt.timedelta(days=rng.randint(1, 4))
+        return _weekday(day, -1) if working_days else day
+    day = as_of + dt.timedelta(days=rng.randint(*lead_days))
+    return _weekday(day, 1) if working_days else day
 
 
 def truncate_extract(src: Path, dst: Path, keep: float) -> None:
@@ -162,6 +212,159 @@ def _provision(
     console.print(f"  worker: {report}")
 
 
+# The demo's history: weeks of imports, scheduler ticks and manual work before today.
+HISTORY_WEEKS = 10
+TICK = dt.time(6, 0)  # the scheduler's morning run: before anyone arrives at 08:00
+IMPORT_TIME = dt.time(10, 30)  # the weekly ESR extract lands on Tuesday mornings
+TEAM_SESSIONS = (dt.time(10, 0), dt.time(14, 0))  # the identity team works its task queue
+TEAM = "identity.team@demo.pasa.nhs.uk"
+
+
+def _history_scope(conn: Connection, day: dt.date, since_import: int) -> list[int]:
+    """Who a tick on ``day`` must plan for: people starting within the pre-hire window or just
+    started, leaving now, or changed by an import since the last tick. Scoping keeps each
+    simulated morning a fraction of a second instead of re-planning 7,000 people."""
+    a, e = s.assignment, s.hr_event
+    window = sa.or_(
+        a.c.start_date.between(day - dt.timedelta(days=4), day + dt.timedelta(days=8)),
+        a.c.end_date.between(day - dt.timedelta(days=4), day),
+    )
+    people = set(conn.scalars(sa.select(a.c.person_id).where(window)))
+    people.update(
+        p
+        for p in conn.scalars(sa.select(e.c.person_id).where(e.c.import_id > since_import))
+        if p is not None
+    )
+    return sorted(people)
+
+
+def _team_session(engine: Engine, sim: FixedClock, rng: random.Random) -> int:
+    """The identity team completes open manual tasks that have waited two hours or more.
+
+    Each task has a 70% chance per session (so some wait a day or two), and one in eight is
+    never done in the history (still open in the demo's exception queue)."""
+    mt = s.manual_task
+    cutoff = sim.now() - dt.timedelta(hours=2)
+    with engine.connect() as conn:
+        waiting = conn.scalars(
+            sa.select(mt.c.id).where(mt.c.status == "open", mt.c.created_at <= cutoff)
+        ).all()
+    done = 0
+    for task_id in waiting:
+        if task_id % 8 == 0 or rng.random() > 0.7:
+            continue
+        sim.advance(dt.timedelta(minutes=rng.randint(2, 12)))  # a person's pace
+        complete_manual_task(engine, task_id, actor=TEAM, completion={"note": "demo history"})
+        done += 1
+    return done
+
+
+def _history(
+    engine: Engine,
+    console: Console,
+    progress: ProgressFactory,
+    *,
+    staff: int,
+    today: dt.date,
+    demo_dir: Path,
+    actor: str,
+) -> Path:
+    """Simulate ``HISTORY_WEEKS`` weeks before ``today`` under a fixed clock: go-live with the
+    baseline extract, then a weekly extract of starters (keyed 2-20 days ahead, a few late),
+    leavers and movers, a scheduler tick at 06:00 on every working day, and the identity
+    team working its manual tasks. Returns the last extract (the next one evolves from it)."""
+    go_live = today - dt.timedelta(days=today.weekday() + 7 * HISTORY_WEEKS)  # a Monday
+    rng = random.Random(2026)
+
+    def scaled(low: int, high: int) -> int:
+        """A weekly count for a 7,000-staff trust, scaled to the demo's size."""
+        return max(1, round(rng.randint(low, high) * staff / 7_000))
+
+    extract = demo_dir / "esr-baseline.csv"
+    with progress("Generating ESR extract", None) as update:
+        generate_workforce(extract, staff=staff, org=ORG, seed=2026, as_of=go_live, progress=update)
+    sim = FixedClock(local_instant(go_live, dt.time(9, 0)))
+    console.rule(f"Go-live ({go_live}): the baseline ESR extract, {HISTORY_WEEKS} weeks ago")
+    with use_clock(sim):
+        with progress("Importing", None) as update:
+            result = import_extract(engine, extract, actor=actor, as_of=go_live, progress=update)
+        last_import = planned_upto = result.import_id
+        _provision(engine, console, go_live, progress, actor)
+        console.print(
+            "  Staff in the baseline extract were provisioned by hand before PASA: the "
+            "dashboard does not count them as starters."
+        )
+        day = go_live + dt.timedelta(days=1)
+        week_starters = 0
+        while day < today:
+            if day.weekday() < 5:
+                sim.set(local_instant(day, TICK))
+                with engine.connect() as conn:
+                    scope = _history_scope(conn, day, planned_upto)
+                planned_upto = last_import
+                provisioning.apply(engine, day, actor="scheduler", person_ids=scope)
+                provisioning.execute(engine)
+                for i, session in enumerate(TEAM_SESSIONS):
+                    sim.set(local_instant(day, session))
+                    _team_session(engine, sim, rng)
+                    if i == 0 and day.weekday() == 1:
+                        sim.set(local_instant(day, IMPORT_TIME))
+                        nxt = demo_dir / f"esr-{day:%Y%m%d}.csv"
+                        changed = evolve_extract(
+                            extract,
+                            nxt,
+                            as_of=day,
+                            seed=day.toordinal(),
+                            leavers=scaled(12, 22),
+                            starters=scaled(25, 40),
+                            movers=scaled(8, 15),
+                            renamed=1,
+                            lead_days=(2, 20),
+                            late=rng.randint(1, 3),
+                            working_days=True,
+                        )
+                        result = import_extract(engine, nxt, actor=actor, as_of=day)
+                        extract, last_import = nxt, result.import_id
+                        week_starters = len(changed["starters"])
+            if day.weekday() == 4:
+                _week_line(engine, console, day, week_starters, sim.now())
+            day += dt.timedelta(days=1)
+    return extract
+
+
+def _week_line(
+    engine: Engine, console: Console, friday: dt.date, imported: int, now: dt.datetime
+) -> None:
+    monday = friday - dt.timedelta(days=4)
+    board = benefits.dashboard(engine, ORG, monday, friday, now=now)
+    report = board.report if board else None
+    ready = (
+        f"{report.day_one_ready}/{report.day_one_eligible} ready by 08:00 on day one"
+        if report and report.day_one_eligible
+        else "nobody started"
+    )
+    console.print(f"  week of {monday}: {imported} starters imported; starting this week: {ready}")
+
+
+def _headlines(engine: Engine, console: Console, today: dt.date) -> None:
+    start, end = benefits.default_period(today)
+    board = benefits.dashboard(engine, ORG, start, end, now=clock_now())
+    if board is None:
+        return
+    r = board.report
+    median = r.percentiles_hours.get(50)
+    day_one = r.day_one_share
+    console.rule(f"Benefits dashboard ({start} to {end}, /dashboard)")
+    console.print(
+        f"  starters {r.starters:,}; ready {r.ready:,}; "
+        f"median time to access {'-' if median is None else f'{median:.1f} h'}; "
+        f"ready by 08:00 on day one {'-' if day_one is None else f'{day_one:.0%}'} "
+        f"({r.day_one_ready}/{r.day_one_eligible}); "
+        f"operations automated {r.automated:,}, manual {r.manual:,}; "
+        f"open exceptions {board.exceptions.total:,}"
+    )
+
+
 def run_demo(
     *,
     console: Console,
@@ -179,7 +382,7 @@ def run_demo(
     if not POLICY.exists():
         raise ConfigurationError(f"{POLICY} not found; run the demo from the repository root")
     engine = _reset(settings.database_url, var)
-    day1 = dt.date.today()
+    day1 = clock_today()
     console.rule(f"[bold]PASA demo: a {staff:,}-staff trust ({ORG})")
     with engine.begin() as conn:
         stored = save_policy(conn, load_policy_file(POLICY), source=str(POLICY), actor=actor)
@@ -187,13 +390,10 @@ def run_demo(
         f"Policy {POLICY}: {stored.targets} targets, {stored.roles} roles, {stored.rules} rules"
     )
 
-    extract = demo_dir / "esr-day1.csv"
-    with progress("Generating ESR extract", None) as update:
-        generate_workforce(extract, staff=staff, org=ORG, seed=2026, as_of=day1, progress=update)
-    console.rule(f"Day 1 ({day1}): first full ESR extract")
-    with progress("Importing", None) as update:
-        result = import_extract(engine, extract, actor=actor, as_of=day1, progress=update)
-    print_import(result, quarantine(engine, result.import_id))
+    extract = _history(
+        engine, console, progress, staff=staff, today=day1, demo_dir=demo_dir, actor=actor
+    )
+    console.rule(f"Day 1 ({day1}): today, after {HISTORY_WEEKS} weeks of PASA")
     _provision(engine, console, day1, progress, actor)
     print_readiness(summarise(engine, day1))
 
@@ -251,7 +451,16 @@ def run_demo(
     print_readiness(summarise(engine, rotation_date))
 
     _grant_demo_roles(engine, console, actor)
+    from pasa.service.access_requests import seed_demo_requests
 
+    pending = seed_demo_requests(engine, clock_today(), clock_now())
+    console.print(f"Access requests waiting for approval: {len(pending)} (see /requests)")
+
+    from pasa.service.demo_passport import passport_demo
+
+    passport_demo(engine, console, clock_today(), actor)
+
+    _headlines(engine, console, day1)
     with engine.connect() as conn:
         check = verify(conn)
     console.print(

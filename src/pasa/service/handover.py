@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pasa.audit import log as audit
 from pasa.clock import Clock
+from pasa.clock import now as _clock_now
 from pasa.connectors.base import Connector, ConnectorError, TransientError
 from pasa.domain.errors import ConfigurationError, NotFoundError, PasaError
 from pasa.service.lifecycle import append_audit_many
@@ -84,7 +85,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def prepare_handovers(engine: Engine, at: dt.date, *, actor: str) -> str | None:
     """Create a *waiting* handover for every new account on a handover target (idempotent)."""
-    now = dt.datetime.now(dt.UTC)
+    now = _clock_now()
     with engine.begin() as conn:
         try:
             document = load_active_policy(conn)
@@ -304,7 +305,7 @@ def revoke(engine: Engine, handover_id: int, *, actor: str) -> int:
 
     Returns the id of the new handover (or of the open one the account already has).
     """
-    now = dt.datetime.now(dt.UTC)
+    now = _clock_now()
     ch = s.credential_handover
     with engine.begin() as conn:
         row = _load(conn, handover_id)

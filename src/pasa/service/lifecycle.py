@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pasa.audit import log as audit
+from pasa.clock import now as _clock_now
 from pasa.domain.errors import ConfigurationError, NotFoundError
 from pasa.domain.lifecycle import DEFAULT_LEAVER_DAYS, PERSON_SCOPE, states_of
 from pasa.policy.document import PolicyDocument
@@ -67,7 +68,7 @@ def append_audit_many(
     last = conn.execute(head).first()
     seq = 0 if last is None else last.seq
     prev = audit.GENESIS if last is None else last.hash
-    when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    when = (at or _clock_now()).astimezone(dt.UTC)
     stamp = audit._timestamp(when)
     rows: list[dict[str, Any]] = []
     for action, subject_type, subject_id, details in entries:
@@ -104,7 +105,7 @@ class _Change:
 
 def record_states(engine: Engine, at: dt.date, *, actor: str = "scheduler") -> str | None:
     """Compute everyone's states on ``at``; record the changes; one-line summary or None."""
-    now = dt.datetime.now(dt.UTC)
+    now = _clock_now()
     with engine.begin() as conn:
         leaver_days = leaver_days_of(_active_policy(conn))
         ls = s.lifecycle_state

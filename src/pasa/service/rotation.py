@@ -450,7 +450,7 @@ def overlay_for(
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now()
 
 
 def _today() -> dt.date:

@@ -181,6 +181,7 @@ def run(
 # Built-in pre-steps (imported last: they import nothing from this module). Lifecycle states
 # are recorded before new accounts get their day-one activation codes; targets due a
 # scheduled reconciliation (``reconcile_every_hours``) are reconciled last.
+from pasa.service.access_requests import request_housekeeping  # noqa: E402
 from pasa.service.handover import credential_handovers  # noqa: E402
 from pasa.service.lifecycle import lifecycle_states  # noqa: E402
 from pasa.service.passport_issuer import passport_lifecycle  # noqa: E402
@@ -194,5 +195,6 @@ PRE_STEPS.extend(
         credential_handovers,
         scheduled_reconciliations,
         passport_lifecycle,
+        request_housekeeping,  # reminders, escalation, expiry; sends the email outbox
     ]
 )

@@ -7,7 +7,6 @@ reports can query them.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pasa.audit import log as audit
+from pasa.clock import now as _clock_now
 from pasa.domain.errors import ConfigurationError
 from pasa.policy.document import PolicyDocument
 from pasa.store import schema as s
@@ -108,7 +108,7 @@ def save_policy(conn: Connection, doc: PolicyDocument, *, source: str, actor: st
             sha256=digest,
             source=source,
             document=document,
-            loaded_at=dt.datetime.now(dt.UTC),
+            loaded_at=_clock_now(),
             loaded_by=actor,
             active=True,
         )

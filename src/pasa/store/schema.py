@@ -740,4 +740,128 @@ passport_access_token = sa.Table(
 
 # --- access requests, approvals and notifications (issue 6; migration 0008) ---
 
+# A request for one catalogue item (policy ``requestable``) for one person, and its route.
+access_request = sa.Table(
+    "access_request",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("organisations", Json, nullable=False),  # the person's ODS codes when asked
+    sa.Column("item_key", sa.String(60), nullable=False),
+    sa.Column("target_key", sa.String(60), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=True),
+    sa.Column("value", sa.String(200), nullable=False, server_default=""),
+    sa.Column("justification", sa.Text, nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date, nullable=True),
+    sa.Column("requested_by", sa.String(200), nullable=False, index=True),
+    sa.Column("requester_person_id", sa.Integer, nullable=True),
+    sa.Column("stages", Json, nullable=False),  # ordered approval stages
+    sa.Column("sla_hours", sa.Integer, nullable=False),
+    # submitted | awaiting_line_manager | awaiting_system_owner | approved | rejected |
+    # withdrawn | expired
+    sa.Column("state", sa.String(30), nullable=False, index=True),
+    sa.Column("submitted_at", Timestamp, nullable=False),
+    sa.Column("stage_since", Timestamp, nullable=True),
+    sa.Column("reminded_at", Timestamp, nullable=True),  # reminder sent for this stage
+    sa.Column("escalated_at", Timestamp, nullable=True),
+    sa.Column("closed_at", Timestamp, nullable=True),
+    sa.Column("closed_by", sa.String(200), nullable=True),
+    sa.Column("grant_id", sa.ForeignKey("access_grant.id"), nullable=True),
+)
+
+access_request_decision = sa.Table(
+    "access_request_decision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.ForeignKey("access_request.id"), nullable=False, index=True),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=False),
+    sa.Column("approved", sa.Boolean, nullable=False),
+    sa.Column("by_request", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("decided_at", Timestamp, nullable=False),
+)
+
+# Email outbox: written in the transaction of the change it tells about, sent by the
+# scheduler (SMTP) or, with no SMTP host, written to the log and kept here.
+notification = sa.Table(
+    "notification",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("request_id", sa.ForeignKey("access_request.id"), nullable=True, index=True),
+    sa.Column("status", sa.String(12), nullable=False, index=True),  # pending | sent | logged
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp, nullable=True),
+)
+
 # --- passport verifier (issue 7; migration 0009) ---
+
+# Trust registry: which issuer (at which organisation) may issue which credential type.
+passport_trusted_issuer = sa.Table(
+    "passport_trusted_issuer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("issuer", sa.String(300), nullable=False),
+    sa.Column("organisation_code", sa.String(10), nullable=False),
+    sa.Column("vct", sa.String(100), nullable=False),
+    sa.Column("added_by", sa.String(200), nullable=False),
+    sa.Column("added_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("issuer", "vct", name="uq_passport_trusted_issuer_issuer_vct"),
+)
+
+# One presentation request for an expected starter. ``state`` is the session id the wallet
+# returns; only SHA-256 of the nonce is kept. pending -> accepted (single use) | expired.
+passport_verifier_session = sa.Table(
+    "passport_verifier_session",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(64), nullable=False, unique=True),
+    sa.Column("nonce_hash", sa.String(64), nullable=False),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False, index=True),
+    sa.Column("query_ids", Json, nullable=False),
+    sa.Column("given_name", sa.String(100), nullable=False),
+    sa.Column("family_name", sa.String(100), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("position_id", sa.ForeignKey("position.id"), nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("completed_at", Timestamp, nullable=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=True),
+)
+
+# Every check outcome: accepted, or the specific reason it was rejected; what was disclosed
+# (claim names per credential, never values), by which issuer, when status was checked.
+passport_verification = sa.Table(
+    "passport_verification",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.ForeignKey("passport_verifier_session.id"), nullable=True),
+    sa.Column("outcome", sa.String(12), nullable=False),  # accepted | rejected
+    sa.Column("reason", sa.String(60), nullable=True),
+    sa.Column("detail", sa.String(300), nullable=True),
+    sa.Column("relied_on", Json, nullable=True),
+    sa.Column("status_checked_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_passport_verification_session_id", "session_id"),
+)
+
+# Status List Tokens fetched from issuers, reused until their ttl (capped by exp) runs out.
+passport_status_cache = sa.Table(
+    "passport_status_cache",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uri", sa.String(500), nullable=False, unique=True),
+    sa.Column("issuer", sa.String(300), nullable=False),
+    sa.Column("token", sa.Text, nullable=False),
+    sa.Column("fetched_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)

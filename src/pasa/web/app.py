@@ -153,6 +153,7 @@ def create_app(
     from pasa.web.api.problems import install as install_api_problems
     from pasa.web.passport import router as passport_router
     from pasa.web.scim import router as scim_router
+    from pasa.web.verifier import router as verifier_router
 
     app.include_router(api_router)
     install_api_problems(app)
@@ -176,6 +177,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(scim_router)
     app.include_router(passport_router)
+    app.include_router(verifier_router)
     _install_signin_and_hardening(app, config, eng, the_clock)
 
     @app.get("/healthz", include_in_schema=False)

@@ -222,6 +222,9 @@ class SlidingWindow:
 
 
 SIGN_IN_PATHS = ("/auth/login", "/auth/callback", "/auth/dev")
+# Public endpoints a wallet calls without any PASA credential: guessing a transaction code
+# or flooding the verifier is limited per address like sign-in.
+WALLET_PATHS = ("/passport/token", "/passport/verifier/response")
 
 
 def client_ip(scope: Scope) -> str:
@@ -230,8 +233,9 @@ def client_ip(scope: Scope) -> str:
 
 
 class RateLimit:
-    """429 with ``Retry-After`` past ``signin`` sign-in requests per client IP, or ``token``
-    requests per bearer token, per minute (0 leaves that limit off)."""
+    """429 with ``Retry-After`` past ``signin`` sign-in requests (or as many public wallet
+    requests) per client IP, or ``token`` requests per bearer token, per minute (0 leaves that
+    limit off)."""
 
     def __init__(
         self,
@@ -255,6 +259,9 @@ class RateLimit:
         if self.signin and path.startswith(SIGN_IN_PATHS):
             wait = self.signin.hit(f"ip:{client_ip(scope)}")
             what = "sign-in attempts from this address"
+        elif self.signin and path.startswith(WALLET_PATHS):
+            wait = self.signin.hit(f"wallet:{client_ip(scope)}")
+            what = "wallet requests from this address"
         else:
             authorization = next(
                 (v for k, v in scope.get("headers", []) if k == b"authorization"), None

@@ -13,8 +13,8 @@ they were last seen and their CSRF token; nothing else is trusted from it.
   own lifetime says;
 * it checks a CSRF token (synchroniser token kept in the session) on POST, PUT, PATCH and
   DELETE requests authenticated by the session: sent as the ``X-CSRF-Token`` header, or as
-  the ``csrf_token`` field of a url-encoded form. Requests with an ``Authorization`` header
-  are exempt: a bearer token is never sent by a browser on its own.
+  the ``csrf_token`` field of a url-encoded or multipart form. Requests with an
+  ``Authorization`` header are exempt: a bearer token is never sent by a browser on its own.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pasa.clock import Clock
 from pasa.config import Settings
+from pasa.web.forms import MultipartError, parse_multipart
 from pasa.web.hardening import send_problem
 from pasa.web.security import SESSION_NAME, SESSION_SUBJECT
 
@@ -45,6 +46,7 @@ SESSION_CSRF = "csrf"
 SESSION_METHOD = "method"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+FORM_DATA = b"multipart/form-data"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Checked even before anyone is signed in (login CSRF).
 CSRF_ALWAYS = ("/auth/dev",)
@@ -205,7 +207,7 @@ class SessionGuard:
         sent = headers.get(b"x-csrf-token", b"").decode("latin-1")
         body: bytes | None = None
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if not sent and content_type == b"application/x-www-form-urlencoded":
+        if not sent and content_type in (b"application/x-www-form-urlencoded", FORM_DATA):
             chunks = []
             while True:
                 message = await receive()
@@ -215,8 +217,16 @@ class SessionGuard:
                 if not message.get("more_body", False):
                     break
             body = b"".join(chunks)
-            form = parse_qs(body.decode("utf-8", "replace"))
-            sent = (form.get(CSRF_FIELD) or [""])[0]
+            if content_type == FORM_DATA:
+                # A file upload: the token is a field of the multipart body.
+                try:
+                    full_type = headers.get(b"content-type", b"").decode("latin-1")
+                    sent = parse_multipart(full_type, body).fields.get(CSRF_FIELD, "")
+                except MultipartError:
+                    sent = ""
+            else:
+                form = parse_qs(body.decode("utf-8", "replace"))
+                sent = (form.get(CSRF_FIELD) or [""])[0]
         if not (
             isinstance(expected, str)
             and expected

@@ -17,6 +17,7 @@ def _register() -> None:
     from pasa.web.api import (
         accounts,
         audit,
+        benefits,
         grants,
         hr_push,
         imports,
@@ -24,6 +25,7 @@ def _register() -> None:
         organisations,
         people,
         positions,
+        requests,
         targets,
         tasks,
     )
@@ -35,11 +37,13 @@ def _register() -> None:
         targets,
         accounts,
         grants,
+        requests,
         operations,
         tasks,
         imports,
         hr_push,
         audit,
+        benefits,
     ):
         router.include_router(module.router)
 

@@ -13,11 +13,21 @@ from pasa.web.pages.rendering import STATIC, install_error_pages
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages, the static files and the browsers' error pages to ``app``."""
-    from pasa.web.pages import admin, credentials, dashboard, identity, readiness, requests, views
+    from pasa.web.pages import (
+        admin,
+        credentials,
+        dashboard,
+        identity,
+        passport_verify,
+        readiness,
+        requests,
+        views,
+    )
 
     app.state.page_settings = settings
     for module in (views, requests, identity, admin, dashboard, readiness, credentials):
         app.include_router(module.router)
+    app.include_router(passport_verify.router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     # nhsuk-frontend's CSS refers to its images under /assets.
     app.mount(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,6 +25,7 @@ from pasa.service.access import LEAVER_VISIBLE_DAYS
 from pasa.service.provisioning import explain_person
 from pasa.store import schema as s
 from pasa.store.hub import load_people
+from pasa.web.pages.readiness_data import Readiness, assess_many
 
 # --- My team -------------------------------------------------------------------------------
 
@@ -37,6 +38,7 @@ class Change:
     person: PersonView
     date: dt.date
     detail: str
+    readiness: Readiness | None = None  # for the tag and the link to the readiness page
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,14 @@ def team(engine: Engine, manager_person_id: int, report_ids: Iterable[int], at: 
                 )
         members.append(Member(view, post, status))
     changes.sort(key=lambda c: (c.date, c.kind, c.person.last_name))
+    if changes:
+        # Readiness of every change at once: a fixed number of queries, however big the team.
+        with engine.connect() as conn:
+            assessed = assess_many(conn, [(c.person, c.kind, c.date) for c in changes], at)
+        changes = [
+            replace(c, readiness=assessed.get((c.person.person_id, c.kind, c.date)))
+            for c in changes
+        ]
     return Team(at, members, changes)
 
 

@@ -9,11 +9,13 @@ a browser get the same 404 page (:func:`install_error_pages`).
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChainableUndefined, ChoiceLoader, Environment, FileSystemLoader, PackageLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pasa.config import get_settings
 from pasa.domain.access import Principal, Role
 from pasa.web.security import AccessDenied
 from pasa.web.sessions import csrf_field
@@ -40,9 +43,18 @@ _TITLES = {
 }
 
 
+def local_time(value: dt.datetime | None) -> dt.datetime | None:
+    """An instant as the organisation's wall-clock time (``| local`` in templates): staff read
+    "14:05" in London time, whatever the season. Naive values are UTC (SQLite returns them)."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return aware.astimezone(ZoneInfo(get_settings().timezone))
+
+
 def environment() -> Environment:
     """Jinja2 with PASA's templates first, then the ``nhsuk_frontend_jinja`` macros."""
-    return Environment(
+    env = Environment(
         loader=ChoiceLoader(
             [FileSystemLoader(TEMPLATES), PackageLoader("nhsuk_frontend_jinja", "templates")]
         ),
@@ -52,6 +64,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["local"] = local_time
+    return env
 
 
 templates = Jinja2Templates(env=environment())
@@ -88,6 +102,7 @@ def navigation(principal: Principal | None, current: str) -> list[dict[str, Any]
         items.append(("/my-credentials", "My credentials"))
     if identity_team:
         items += [("/exceptions", "Exceptions"), ("/rotations", "Rotations"), ("/policy", "Policy")]
+        items.append(("/passport/verify", "Passport"))
     if identity_team or Role.AUDITOR in roles:
         items += [("/people", "People"), ("/dashboard", "Benefits")]
     return [{"href": href, "text": text, "current": href == current} for href, text in items]
