@@ -389,7 +389,7 @@ def test_credential_endpoint_needs_a_valid_access_token(issuer: Issuer) -> None:
     bad = issuer.credential("not-a-token", proof)
     assert bad.status_code == 401
     token = issuer.access_token()
-    unknown = issuer.credential(token, proof, config="dbs")
+    unknown = issuer.credential(token, proof, config="blood_group")
     assert unknown.json()["error"] == "unknown_credential_configuration"
     issuer.clock.advance(pi.TOKEN_LIFETIME + dt.timedelta(seconds=1))
     expired = issuer.credential(token, holder.proof(issuer.nonce(), iat=issuer.clock.now()))

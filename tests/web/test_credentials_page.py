@@ -100,7 +100,11 @@ def test_own_credentials_with_status_and_an_offer_collected_by_the_wallet(
     theirs = pi.create_offer(
         engine, other, issuer=ISSUER, actor="t", now=pi.dt.datetime.now(pi.dt.UTC), kek=kek
     )
-    assert _collect(wallet_http, tmp_path, "theirs", theirs.uri, theirs.tx_code) == 2
+    # Employment, identity and, when ESR holds a registration number, professional
+    # registration: the wallet collects every credential offered.
+    assert {"employment", "identity"} <= set(theirs.configuration_ids)
+    collected = _collect(wallet_http, tmp_path, "theirs", theirs.uri, theirs.tx_code)
+    assert collected == len(theirs.configuration_ids)
 
     sign_in(browser, my_email, follow_redirects=True)
     empty = browser.get("/my-credentials")
@@ -126,7 +130,14 @@ def test_own_credentials_with_status_and_an_offer_collected_by_the_wallet(
     again = _post(browser, "/my-credentials/offer/code", offered)
     assert again.startswith("409") and "already been shown" in again and code.group(1) not in again
 
-    assert _collect(wallet_http, tmp_path, "mine", uri, code.group(1)) == 2
+    with engine.connect() as conn:
+        mine_offered = conn.scalar(
+            sa.select(s.passport_offer.c.configuration_ids)
+            .where(s.passport_offer.c.person_id == me)
+            .order_by(s.passport_offer.c.id.desc())
+            .limit(1)
+        )
+    assert _collect(wallet_http, tmp_path, "mine", uri, code.group(1)) == len(mine_offered)
     with engine.connect() as conn:
         identity_uid = conn.scalar(
             sa.select(s.passport_credential.c.uid).where(
@@ -145,11 +156,13 @@ def test_own_credentials_with_status_and_an_offer_collected_by_the_wallet(
         kek=kek,
     )
     rows = _table(browser.get("/my-credentials").text)
+    registered = [("Professional", "Valid")] if "professional_registration" in mine_offered else []
     assert sorted((r[0].split(" ")[0], r[3]) for r in rows) == [
         ("Identity", "Suspended"),
         ("NHS", "Valid"),
+        *registered,
     ]
-    assert len(rows) == 2  # only mine, though four credentials exist
+    assert len(rows) == len(mine_offered)  # only mine, though the other's exist too
 
 
 def test_only_the_person_themself(

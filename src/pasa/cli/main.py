@@ -21,6 +21,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from pasa import clock, logs
+from pasa.cli.checks import checks_app
 from pasa.cli.wallet import wallet_app
 from pasa.config import get_settings
 from pasa.domain.errors import PasaError
@@ -52,6 +53,7 @@ app.add_typer(handover_app, name="handover")
 app.add_typer(lifecycle_app, name="lifecycle")
 rotation_app = typer.Typer(help="Rotation batches: many movers on one date, approved once.")
 app.add_typer(rotation_app, name="rotation")
+app.add_typer(checks_app, name="checks")
 
 console = Console()
 err = Console(stderr=True)

@@ -259,7 +259,7 @@ def _team_session(engine: Engine, sim: FixedClock, rng: random.Random) -> int:
     return done
 
 
-def _history(
+def simulate_history(
     engine: Engine,
     console: Console,
     progress: ProgressFactory,
@@ -390,7 +390,7 @@ def run_demo(
         f"Policy {POLICY}: {stored.targets} targets, {stored.roles} roles, {stored.rules} rules"
     )
 
-    extract = _history(
+    extract = simulate_history(
         engine, console, progress, staff=staff, today=day1, demo_dir=demo_dir, actor=actor
     )
     console.rule(f"Day 1 ({day1}): today, after {HISTORY_WEEKS} weeks of PASA")
@@ -456,8 +456,14 @@ def run_demo(
     pending = seed_demo_requests(engine, clock_today(), clock_now())
     console.print(f"Access requests waiting for approval: {len(pending)} (see /requests)")
 
+    from pasa.service.checks import synthetic_checks
     from pasa.service.demo_passport import passport_demo
 
+    recorded = synthetic_checks(engine, ORG, clock_today(), seed=2026)
+    console.print(
+        f"Pre-employment checks recorded: {recorded:,} (right to work, DBS, occupational health, "
+        "core skills training, training placements): the passport attests them"
+    )
     passport_demo(engine, console, clock_today(), actor)
 
     _headlines(engine, console, day1)

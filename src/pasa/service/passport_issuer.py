@@ -60,6 +60,7 @@ from pasa.passport.vc import (
     StatusReference,
     build_credential,
 )
+from pasa.service import checks
 from pasa.store import schema as s
 
 PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
@@ -86,8 +87,20 @@ _STATUS_VALUE = {VALID: Status.VALID, REVOKED: Status.INVALID, SUSPENDED: Status
 CONFIGURATIONS: dict[str, type[ClaimSet]] = {
     "employment": EmploymentCredential,
     "identity": IdentityCredential,
+    **checks.KINDS,  # one configuration per pre-employment check kind (pasa.service.checks)
 }
-_DISPLAY = {"employment": "NHS employment", "identity": "Identity (NHS employer check)"}
+_DISPLAY = {
+    "employment": "NHS employment",
+    "identity": "Identity (NHS employer check)",
+    checks.RIGHT_TO_WORK: "Right to work in the UK",
+    checks.DBS: "DBS check",
+    checks.OCCUPATIONAL_HEALTH: "Occupational health clearance",
+    checks.CORE_SKILLS_TRAINING: "Core Skills Training (CSTF)",
+    checks.PROFESSIONAL_REGISTRATION: "Professional registration",
+    checks.TRAINING_PLACEMENT: "Training placement",
+}
+# Check credentials are about the person, not one assignment: revoked when they leave.
+CHECK_VCTS = frozenset(cls.vct for cls in checks.KINDS.values())
 
 _CATEGORY = {
     "permanent": "substantive",
@@ -310,13 +323,15 @@ def create_offer(
     kek: KeyEncryptionKey,
     configuration_ids: Iterable[str] | None = None,
 ) -> NewOffer:
-    """A single-use Credential Offer for ``person_id`` (employment, plus identity if known)."""
+    """A single-use Credential Offer for ``person_id``: employment, identity if known, and
+    each kind of check with something to attest today."""
     with engine.begin() as conn:
         person = conn.execute(sa.select(s.person).where(s.person.c.id == person_id)).first()
         if person is None:
             raise NotFoundError(f"No person #{person_id}.")
         if configuration_ids is None:
             ids = ["employment"] + (["identity"] if person.date_of_birth else [])
+            ids += list(checks.credential_claims(conn, person, _london_today(now)))
         else:
             ids = list(dict.fromkeys(configuration_ids))
             unknown = [i for i in ids if i not in CONFIGURATIONS]
@@ -703,7 +718,8 @@ def issue_credentials(
 ) -> list[Issued]:
     """The credential endpoint: validate token and proof, sign and record the credential(s).
 
-    ``employment`` gives one credential per current assignment; ``identity`` one.
+    ``employment`` gives one credential per current assignment; ``identity`` one; a check
+    kind one per current, unexpired check of that kind (:func:`checks.credential_claims`).
     """
     with engine.begin() as conn:
         grant = _token_offer(conn, access_token, now)
@@ -742,10 +758,13 @@ def issue_credentials(
         subjects: list[tuple[int | None, ClaimSet]] = []
         if config == "employment":
             subjects.extend(_employment_claims(conn, person, today))
-        else:
+        elif config == "identity":
             identity = _identity_claims(person, today)
             if identity is not None:
                 subjects.append((None, identity))
+        else:
+            found = checks.credential_claims(conn, person, today).get(config, [])
+            subjects.extend((None, claims) for claims in found)
         if not subjects:
             raise IssuanceError(
                 "credential_request_denied",
@@ -911,7 +930,7 @@ def lifecycle_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str
         .join(a, a.c.id == c.c.assignment_id)
         .where(c.c.state.in_([VALID, SUSPENDED]), c.c.vct == EmploymentCredential.vct)
     ).all()
-    changes: list[tuple[Any, str, str]] = []
+    changes: list[tuple[Any, str, str]] = _leaver_check_changes(conn, at)
     for row in rows:
         ended = (row.end_date is not None and row.end_date <= at) or not row.in_extract
         if ended:
@@ -925,6 +944,23 @@ def lifecycle_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str
         ):
             changes.append((row, VALID, "assignment_active"))
     return changes
+
+
+def _leaver_check_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str]]:
+    """Check credentials (keyed on the person) of people with no assignment continuing past
+    ``at``: revoked on the leaving date, like the employment credentials."""
+    c, a = s.passport_credential, s.assignment
+    continuing = sa.exists().where(
+        a.c.person_id == c.c.person_id,
+        a.c.in_extract.is_(True),
+        sa.or_(a.c.end_date.is_(None), a.c.end_date > at),
+    )
+    rows = conn.execute(
+        sa.select(c).where(
+            c.c.state.in_([VALID, SUSPENDED]), c.c.vct.in_(sorted(CHECK_VCTS)), ~continuing
+        )
+    ).all()
+    return [(row, REVOKED, "leaver") for row in rows]
 
 
 def run_lifecycle(

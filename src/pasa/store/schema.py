@@ -865,3 +865,23 @@ passport_status_cache = sa.Table(
     sa.Column("fetched_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
 )
+
+# --- pre-employment checks (issue 7; migration 0010) ---
+
+# One recorded pre-employment check: ``attributes`` are the claims of the passport credential
+# for ``kind`` (pasa.passport.vc) minus the names, which come from the person. A newer check
+# of the same kind sets ``superseded_at`` on the older one; history is kept.
+pre_employment_check = sa.Table(
+    "pre_employment_check",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("person.id"), nullable=False, index=True),
+    sa.Column("organisation_id", sa.ForeignKey("organisation.id"), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("checked_on", sa.Date, nullable=False),
+    sa.Column("expires_on", sa.Date, nullable=True),
+    sa.Column("recorded_by", sa.String(200), nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("superseded_at", Timestamp, nullable=True),
+)
