@@ -97,6 +97,26 @@ def test_unknown_and_expired_sessions_are_refused_and_recorded(engine: Engine) -
     ]
 
 
+def test_a_request_closes_after_repeated_refused_answers(engine: Engine) -> None:
+    _seed(engine)
+    new = _request(engine)
+    body = f"state={new.state}&vp_token=%7B%22employment%22%3A%5B%22x~%22%5D%7D".encode()
+    for _ in range(pv.MAX_REFUSED_ANSWERS):
+        refused = pv.receive_response(engine, body, public_url=PUBLIC, now=NOW)
+        assert refused.reason == "credential_missing"  # each refused on its own merits
+    assert pv.session_outcome(engine, new.state)["status"] == pv.CLOSED
+    # Closed: even a well-formed answer is no longer looked at.
+    after = pv.receive_response(engine, body, public_url=PUBLIC, now=NOW)
+    assert (after.accepted, after.reason) == (False, "too_many_attempts")
+    assert after.body()["error"] == "invalid_request"
+    a = s.audit_log
+    with engine.connect() as conn:
+        closed = conn.execute(
+            sa.select(a.c.details).where(a.c.action == "passport.verification.closed")
+        ).all()
+    assert len(closed) == 1 and closed[0].details["refused_answers"] == pv.MAX_REFUSED_ANSWERS
+
+
 def test_fetching_is_https_only_size_capped_and_never_redirected() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/big":

@@ -64,7 +64,10 @@ from pasa.store import schema as s
 SESSION_LIFETIME = dt.timedelta(minutes=10)
 DEFAULT_STATUS_TTL = dt.timedelta(minutes=5)  # a status list token without ttl
 ESR_ASSIGNMENT_SCHEME = "esr_assignment_number"  # the previous employer's, issuer = its ODS
-PENDING, ACCEPTED, EXPIRED = "pending", "accepted", "expired"
+PENDING, ACCEPTED, EXPIRED, CLOSED = "pending", "accepted", "expired", "closed"
+# Refused answers a request takes before it closes: a wallet that gets it wrong can retry, a
+# party trying presentation after presentation against one request cannot go on.
+MAX_REFUSED_ANSWERS = 5
 
 
 class VerifierSettings(BaseSettings):
@@ -574,6 +577,17 @@ def receive_response(
                 "session_expired", "The verification request has expired; ask for a new one."
             ),
         )
+    if session.status == CLOSED:
+        return _reject(
+            engine,
+            session,
+            now,
+            VerificationError(
+                "too_many_attempts",
+                f"The verification request was closed after {MAX_REFUSED_ANSWERS} refused "
+                "answers; ask for a new one.",
+            ),
+        )
     seen: list[dt.datetime] = []
     keys = IssuerKeys(fetch)
 
@@ -600,7 +614,12 @@ def receive_response(
 
 
 def _reject(engine: Engine, session: Any, now: dt.datetime, exc: VerificationError) -> Outcome:
-    error = "invalid_request" if exc.code in {"session_expired"} else "access_denied"
+    error = (
+        "invalid_request"
+        if exc.code in {"session_expired", "too_many_attempts"}
+        else "access_denied"
+    )
+    vs, v = s.passport_verifier_session, s.passport_verification
     with engine.begin() as conn:
         _record(
             conn,
@@ -613,6 +632,27 @@ def _reject(engine: Engine, session: Any, now: dt.datetime, exc: VerificationErr
             status_checked_at=None,
             now=now,
         )
+        refused = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(v)
+            .where(v.c.session_id == session.id, v.c.outcome == "rejected")
+        )
+        if int(refused or 0) >= MAX_REFUSED_ANSWERS:
+            closed = conn.execute(
+                vs.update()
+                .where(vs.c.id == session.id, vs.c.status == PENDING)
+                .values(status=CLOSED, completed_at=now)
+            ).rowcount
+            if closed:
+                append(
+                    conn,
+                    actor="passport-verifier",
+                    action="passport.verification.closed",
+                    subject_type="passport_verifier_session",
+                    subject_id=session.id,
+                    details={"refused_answers": int(refused or 0)},
+                    at=now,
+                )
     return Outcome(False, error, exc.code, exc.message)
 
 

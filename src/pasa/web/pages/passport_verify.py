@@ -66,7 +66,7 @@ class SessionRow:
     name: str
     start_date: dt.date
     position: str
-    status: str  # pending | accepted | expired | rejected (pending with a refused answer)
+    status: str  # pending | accepted | expired | closed | rejected (pending, last answer refused)
     created_at: dt.datetime
     expires_at: dt.datetime
     person_id: int | None
