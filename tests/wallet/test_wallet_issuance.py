@@ -75,11 +75,24 @@ def test_receive_list_and_revocation_seen_by_status(
     uri, code = _offer(env, live_issuer)
     received = _run(env, "wallet", "receive", uri, "--tx-code", code)
     assert "Transaction code accepted" in received.output
-    assert "Received 2 credential(s)" in received.output
+    # Employment and identity always; professional registration too when ESR holds a
+    # registration number for the person (the synthetic workforce gives some people one).
+    offered = re.search(r"Offer from \S+: ([^.]+)\.", " ".join(received.output.split()))
+    assert offered, received.output
+    configurations = sorted(c.strip() for c in offered.group(1).split(","))
+    assert (
+        {"employment", "identity"}
+        <= set(configurations)
+        <= {
+            "employment",
+            "identity",
+            "professional_registration",
+        }
+    )
+    assert f"Received {len(configurations)} credential(s)" in received.output
     rows = _listed(env)
     assert sorted(r["vct"] for r in rows) == [
-        "urn:nhs:pasa:passport:employment:1",
-        "urn:nhs:pasa:passport:identity:1",
+        f"urn:nhs:pasa:passport:{c}:1" for c in configurations
     ]
     assert {r["status"] for r in rows} == {"valid"}
     assert {r["issuer"] for r in rows} == {live_issuer.url}

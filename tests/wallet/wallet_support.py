@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from pasa.hr.importer import import_extract
 from pasa.hr.synthetic import generate_workforce
 from pasa.passport.keys import KEK_ENV, KeyEncryptionKey
+from pasa.service import checks
 from pasa.store import schema as s
 from pasa.web.app import create_app
 from support.served import served
@@ -62,6 +63,12 @@ def live_issuer(
                 a.c.start_date <= today,
                 a.c.end_date.is_(None),
                 a.c.status == "Active Assignment",
+                # Someone with no professional registration in ESR: the offer is then
+                # exactly employment and identity, whichever database ordered the import.
+                ~sa.exists().where(
+                    s.person_identifier.c.person_id == a.c.person_id,
+                    s.person_identifier.c.scheme.in_(sorted(checks._REGISTRATION_SCHEMES)),
+                ),
             )
             .order_by(a.c.id)
             .limit(1)
