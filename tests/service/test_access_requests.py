@@ -5,15 +5,10 @@ Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from hub_helpers import A, add_person, org
 from sqlalchemy.engine import Engine
 
@@ -24,6 +19,8 @@ from pasa.policy.document import PolicyDocument
 from pasa.service import access, access_grants, access_requests, notify
 from pasa.store import schema as s
 from pasa.store.policy_repo import save_policy
+from support.served import free_port
+from support.smtp import Inbox, smtp_server
 
 DAY = dt.date(2026, 11, 24)
 NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -56,37 +53,10 @@ POLICY = {
 }
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every message that arrives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[Message]:
-        return [m for m in self.messages if m["To"] == address]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, Settings]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="pasa@nhs.net")
-    finally:
-        controller.stop()
+    with smtp_server() as inbox:
+        yield inbox, Settings(smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_from="pasa@nhs.net")
 
 
 @pytest.fixture
@@ -340,7 +310,7 @@ def test_an_unreachable_smtp_server_keeps_the_messages_for_the_next_tick(
 ) -> None:
     inbox, settings = smtp
     _submit(engine, "nia.nurse@nhs.net", trust["nurse"])
-    down = Settings(smtp_host="127.0.0.1", smtp_port=_free_port())  # nothing listens there
+    down = Settings(smtp_host="127.0.0.1", smtp_port=free_port())  # nothing listens there
     assert notify.send_pending(engine, down).failed == 1
     with engine.connect() as conn:
         row = conn.execute(sa.select(s.notification)).one()

@@ -57,6 +57,11 @@ def test_bad_attributes_are_refused_naming_the_field(engine: Engine, person: int
     with pytest.raises(checks.CheckError) as kind:
         checks.record(engine, "E1001", "blood_group", {}, actor="t", now=NOW)
     assert kind.value.field == "kind"
+    with pytest.raises(checks.CheckError) as future:
+        checks.record(
+            engine, "E1001", "dbs", {**DBS, "issued_on": "2099-01-02"}, actor="t", now=NOW
+        )
+    assert future.value.field == "issued_on" and "in the future" in future.value.reason
     with engine.connect() as conn:
         assert checks.current_checks(conn, person) == []
 

@@ -41,6 +41,7 @@ DAY0 = dt.date(2026, 7, 20)
 ROTATION = dt.date(2026, 8, 5)
 IMPORTER, APPROVER = "importer@nhs.net", "approver@nhs.net"
 AUDITOR, OTHER_ADMIN, STAFF = "auditor@nhs.net", "ryj.admin@nhs.net", "person10@nhs.net"
+PLATFORM = "platform.admin@nhs.net"  # the policy covers both trusts: only they may save it
 THEATRES = {"Area_Of_Work": "Theatres", "Department_Code": "D300",
             "Department_Name": "Main Theatres", "Cost_Centre": "CC300"}  # fmt: skip
 
@@ -99,6 +100,7 @@ def trust(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> En
             )
         )
     access.grant_role(engine, OTHER_ADMIN, "org_admin", organisation="RYJ", actor="t")
+    access.grant_role(engine, PLATFORM, "platform_admin", organisation=None, actor="t")
     return engine
 
 
@@ -352,7 +354,7 @@ def test_preview_reports_every_problem_with_its_line(trust: Engine, app_for: obj
 
 
 def test_save_after_preview_and_refusals(trust: Engine, app_for: object) -> None:
-    client = app_for(IMPORTER)  # type: ignore[operator]
+    client = app_for(PLATFORM)  # type: ignore[operator]
     current = policy_edit.active(trust)
     assert current is not None
     edited = _edited(current.text)
@@ -371,12 +373,12 @@ def test_save_after_preview_and_refusals(trust: Engine, app_for: object) -> None
     saved = client.post("/policy/save", data={"csrf_token": token, **fields})
     assert saved.status_code == 200 and "Saved as policy version 2" in saved.text
     active = policy_edit.active(trust)
-    assert active is not None and active.version.id == 2 and active.version.loaded_by == IMPORTER
+    assert active is not None and active.version.id == 2 and active.version.loaded_by == PLATFORM
     with trust.connect() as conn:
         audited = conn.execute(
             sa.select(s.audit_log.c.action, s.audit_log.c.actor).where(
                 s.audit_log.c.action.in_(["policy.load", "policy.edit"]),
-                s.audit_log.c.actor == IMPORTER,
+                s.audit_log.c.actor == PLATFORM,
             )
         ).all()
     assert sorted(a for a, _ in audited) == ["policy.edit", "policy.load"]
@@ -421,6 +423,34 @@ def test_policy_authorization(trust: Engine, app_for: object) -> None:
     assert 'id="gains-losses"' not in text
     assert re.search(r"\d+ more people in other organisations are affected", text)
     assert _count(trust, s.policy_version) == 1
+
+
+def test_one_trusts_admin_previews_but_cannot_change_another_trusts_policy(
+    trust: Engine, app_for: object
+) -> None:
+    """The policy governs RXL and RYJ alike: RXL's identity team sees the what-if for its own
+    people but may not save; the platform administrator may."""
+    rxl = app_for(IMPORTER)  # type: ignore[operator]
+    current = policy_edit.active(trust)
+    assert current is not None
+    edited = _edited(current.text)
+    shown, token = _preview(rxl, edited)
+    page = shown.text  # type: ignore[attr-defined]
+    assert 'action="/policy/save"' not in page and "only a platform administrator" in page
+    forced = rxl.post(  # type: ignore[attr-defined]
+        "/policy/save",
+        data={
+            "csrf_token": token,
+            "policy": edited,
+            "previewed_sha256": policy_edit.digest(edited),
+            "base_version": str(current.version.id),
+        },
+    )
+    assert forced.status_code == 403 and "platform administrator" in forced.text
+    assert _count(trust, s.policy_version) == 1
+    platform = app_for(PLATFORM)  # type: ignore[operator]
+    shown, token = _preview(platform, edited)
+    assert 'action="/policy/save"' in shown.text  # type: ignore[attr-defined]
 
 
 # --- properties of the editor's validation (pure: no database) ------------------------------

@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import sys
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from structlog.testing import capture_logs
@@ -30,6 +25,7 @@ from pasa.wallet import issuance
 from pasa.wallet.store import WalletStore
 from pasa.web.app import create_app
 from support.hub_world import add_assignment, add_organisation, add_person, add_position
+from support.smtp import Inbox, smtp_server
 from support.web_session import csrf, sign_in
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
@@ -40,38 +36,17 @@ EMAIL = "ada.lovelace@nhs.net"
 NOW = dt.datetime.now(dt.UTC)
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every message that arrives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-    def code_for(self, address: str) -> str:
-        [mail] = [m for m in self.messages if m["To"] == address]
-        found = re.search(
-            r"transaction code is (\d{6})", str(mail.get_payload(decode=True), "utf-8")
-        )
-        assert found, mail
-        return found.group(1)
+def _code_for(inbox: Inbox, address: str) -> str:
+    [mail] = inbox.to(address)
+    found = re.search(r"transaction code is (\d{6})", str(mail.get_payload(decode=True), "utf-8"))
+    assert found, mail
+    return found.group(1)
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with smtp_server() as inbox:
+        yield inbox, inbox.port
 
 
 def _seed(engine: Engine, *, email: str | None = EMAIL) -> int:
@@ -132,7 +107,7 @@ def test_the_code_is_emailed_sealed_and_not_kept(
     with capture_logs() as logs:
         report = notify.send_pending(engine, smtp_settings)
     assert report.sent == 1
-    code = inbox.code_for(EMAIL)
+    code = _code_for(inbox, EMAIL)
     assert code not in str(queued.body)  # sealed while it waited
     [sent] = _outbox(engine)
     assert (sent.status, sent.body) == ("sent", notify.REDACTED)  # not kept once sent
@@ -185,7 +160,7 @@ def test_cli_offer_with_email_queues_the_code_and_prints_only_the_uri(
     notify.send_pending(
         engine, Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="pasa@nhs.net")
     )
-    assert re.fullmatch(r"\d{6}", inbox.code_for(EMAIL))
+    assert re.fullmatch(r"\d{6}", _code_for(inbox, EMAIL))
     # Scripts keep the default: the code on stdout.
     plain = run(tmp_path, db_url, "passport", "offer", "E1001")
     assert re.search(r"^transaction code: \d{6}$", plain.stdout, re.M)

@@ -456,7 +456,7 @@ def list_operations(
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    return [_record(row) for row in conn.execute(query)]
+    return [record_of(row) for row in conn.execute(query)]
 
 
 _target = target  # the parameter named ``target`` shadows the table inside list_operations
@@ -470,10 +470,11 @@ def get_operation(conn: Connection, op_id: int) -> OperationRecord:
     ).first()
     if rows is None:
         raise PasaNotFoundError(f"operation {op_id} does not exist")
-    return _record(rows)
+    return record_of(rows)
 
 
-def _record(row: sa.Row[Any]) -> OperationRecord:
+def record_of(row: sa.Row[Any]) -> OperationRecord:
+    """An operation row selected with its target's key as ``target_key``."""
     return OperationRecord(
         id=row.id,
         plan_id=row.plan_id,

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
 from pasa.audit.log import append
+from pasa.clock import local_date
 from pasa.domain.errors import InputFileError, NotFoundError, PasaError
 from pasa.passport.vc import (
     ClaimSet,
@@ -47,6 +48,14 @@ OCCUPATIONAL_HEALTH = "occupational_health"
 CORE_SKILLS_TRAINING = "core_skills_training"
 PROFESSIONAL_REGISTRATION = "professional_registration"
 TRAINING_PLACEMENT = "training_placement"
+# The field holding the date a check was made, for errors about it.
+DATE_FIELDS = {
+    RIGHT_TO_WORK: "checked_on",
+    DBS: "issued_on",
+    OCCUPATIONAL_HEALTH: "assessed_on",
+    CORE_SKILLS_TRAINING: "completed_on",
+    PROFESSIONAL_REGISTRATION: "checked_on",
+}
 
 KINDS: dict[str, type[ClaimSet]] = {
     RIGHT_TO_WORK: RightToWorkCredential,
@@ -189,6 +198,10 @@ def record_check(
                 merged[key] = record
         claims = validate(kind, {"training": list(merged.values())})
     checked_on, expires_on = check_dates(claims)
+    # A check is something that happened; a placement may start later, nothing else may.
+    if kind != TRAINING_PLACEMENT and checked_on > local_date(now):
+        field_name = DATE_FIELDS.get(kind, "checked_on")
+        raise CheckError(field_name, f"{checked_on} is in the future: a check records a past event")
     c = s.pre_employment_check
     older = current is not None and current.checked_on > checked_on
     check_id = conn.execute(

@@ -482,8 +482,10 @@ def run_demo(
 
 
 # The personas the demo's landing page signs in as (line manager and staff follow from HR).
+# The identity team runs the platform (the demo also sets up RYJ, the passport's receiving
+# organisation, and only a platform admin may change the deployment-wide policy).
 DEMO_ROLES = (
-    ("identity.team@demo.pasa.nhs.uk", "org_admin", None),
+    ("identity.team@demo.pasa.nhs.uk", "platform_admin", None),
     ("pacs.owner@demo.pasa.nhs.uk", "system_owner", "pacs"),
     ("auditor@demo.pasa.nhs.uk", "auditor", None),
 )
@@ -493,7 +495,8 @@ def _grant_demo_roles(engine: Engine, console: Console, actor: str) -> None:
     from pasa.service.access import grant_role
 
     for subject, role, target in DEMO_ROLES:
-        grant_role(engine, subject, role, organisation=ORG, target=target, actor=actor)
+        organisation = None if role == "platform_admin" else ORG
+        grant_role(engine, subject, role, organisation=organisation, target=target, actor=actor)
     console.print(
         "Roles for the demo personas: "
         + ", ".join(f"{role} {subject}" for subject, role, _ in DEMO_ROLES)

@@ -112,7 +112,7 @@ def list_operations(
     after = int_key(paging)
     op, t = s.operation, s.target
     query = (
-        sa.select(op.c.id)
+        sa.select(op, t.c.key.label("target_key"))
         .select_from(op.join(t, t.c.id == op.c.target_id))
         .where(person_filter(seen, op.c.person_id, t.c.key))
         .order_by(op.c.id)
@@ -129,8 +129,7 @@ def list_operations(
     if after is not None:
         query = query.where(op.c.id > after)
     with engine.connect() as conn:
-        ids = list(conn.scalars(query))
-        items = [operation_out(ledger.get_operation(conn, i)) for i in ids]
+        items = [operation_out(ledger.record_of(row)) for row in conn.execute(query)]
     return paging.page(items, lambda x: x.id)
 
 

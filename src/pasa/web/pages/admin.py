@@ -378,6 +378,17 @@ def _batch_page(
     )
 
 
+def _may_change_policy(engine: Engine, principal: Principal) -> bool:
+    """The policy is one document for the whole deployment: changing it needs the right in
+    every organisation it governs (a platform admin; or the identity team of the only
+    organisation), so one trust's admin cannot change another trust's access."""
+    with engine.connect() as conn:
+        codes = list(conn.scalars(sa.select(s.organisation.c.ods_code)))
+    return all(_may(principal, Action.MANAGE_POLICY, frozenset({c})) for c in codes) and _may(
+        principal, Action.MANAGE_POLICY, None
+    )
+
+
 def _may(principal: Principal, action: Action, orgs: frozenset[str] | None) -> bool:
     try:
         authorize(principal, action, Resource.of(orgs or frozenset()))
@@ -522,6 +533,7 @@ def _policy_page(
         text=text if text is not None else (current.text if current else ""),
         versions=policy_edit.versions(engine)[:50],
         can_manage=_may(principal, Action.MANAGE_POLICY, None),
+        can_save=_may_change_policy(engine, principal),
         errors=errors or [],
         saved=saved,
         status=status,
@@ -597,6 +609,7 @@ async def policy_preview(request: Request, principal: CurrentPrincipal) -> Respo
         changes=shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
         shown=len(shown),
         hidden=hidden,
+        can_save=_may_change_policy(engine, principal),
         page=page,
         pages=pages,
         errors=[{"text": e, "href": "#policy"} for e in result.errors],
@@ -607,11 +620,17 @@ async def policy_preview(request: Request, principal: CurrentPrincipal) -> Respo
 @router.post("/policy/save")
 async def policy_save(request: Request, principal: CurrentPrincipal) -> Response:
     authorize(principal, Action.MANAGE_POLICY)
+    engine = engine_of(request)
+    if not _may_change_policy(engine, principal):
+        raise AccessDenied(
+            403,
+            "The access policy covers every organisation in this PASA: only a platform "
+            "administrator (or the identity team of every organisation) may change it.",
+        )
     form = await _form(request)
     text = form.get("policy", "")
     previewed = form.get("previewed_sha256", "")
     base = form.get("base_version", "")
-    engine = engine_of(request)
     if not base.isdigit():
         problem = "Preview the changes before saving"
     else:
