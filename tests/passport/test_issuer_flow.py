@@ -412,12 +412,61 @@ def test_lifecycle_revokes_leavers_and_suspends_suspensions(issuer: Issuer) -> N
     counts = pi.run_lifecycle(issuer.engine, today, actor="tick", now=now, issuer=ISSUER)
     assert counts == {pi.VALID: 1}
     end_assignment(issuer.engine, today + dt.timedelta(days=3))
+    # The credential said "no end date": keying one supersedes it at once ...
+    counts = pi.run_lifecycle(issuer.engine, today, actor="tick", now=now, issuer=ISSUER)
+    assert counts == {pi.REVOKED: 1}
+    assert [r.state_reason for r in credential_rows(issuer.engine)] == ["superseded"]
+    # ... the one collected then attests the leaving date, and is revoked on that date.
+    token = issuer.access_token()
+    assert issuer.credential(token, holder.proof(issuer.nonce(), iat=now)).is_success
     assert pi.run_lifecycle(issuer.engine, today, actor="tick", now=now, issuer=ISSUER) == {}
     leaving = today + dt.timedelta(days=3)
     counts = pi.run_lifecycle(issuer.engine, leaving, actor="tick", now=now, issuer=ISSUER)
     assert counts == {pi.REVOKED: 1}
-    (row,) = credential_rows(issuer.engine)
-    assert (row.state, row.state_reason) == ("revoked", "leaver")
+    assert [(r.state, r.state_reason) for r in credential_rows(issuer.engine)] == [
+        ("revoked", "superseded"),
+        ("revoked", "leaver"),
+    ]
+
+
+def test_a_changed_record_supersedes_its_credentials_and_tells_the_holder(issuer: Issuer) -> None:
+    holder = Holder.new()
+    for config in ("employment", "identity"):
+        token = issuer.access_token()
+        proof = holder.proof(issuer.nonce(), iat=issuer.clock.now())
+        assert issuer.credential(token, proof, config=config).is_success
+    now = issuer.clock.now()
+    today = now.date()
+    run = lambda: pi.run_lifecycle(issuer.engine, today, actor="tick", now=now, issuer=ISSUER)  # noqa: E731
+    with issuer.engine.begin() as conn:
+        conn.execute(s.person.update().values(email="ada.lovelace@nhs.net"))
+        # Not attested: a new manager or hours change nothing in the credential.
+        conn.execute(s.assignment.update().values(supervisor_assignment_number="E9999-1"))
+    assert run() == {}
+    with issuer.engine.begin() as conn:
+        conn.execute(s.position.update().values(title="Ward Sister"))  # a new post title
+    assert run() == {pi.REVOKED: 1}
+    states = {
+        r.vct.rsplit(":", 2)[-2]: (r.state, r.state_reason) for r in credential_rows(issuer.engine)
+    }
+    assert states == {"employment": ("revoked", "superseded"), "identity": ("valid", None)}
+    with issuer.engine.begin() as conn:
+        conn.execute(s.person.update().values(last_name="King"))  # married: a new name
+    assert run() == {pi.REVOKED: 1}  # identity now; employment was already revoked
+    with issuer.engine.connect() as conn:
+        mails = conn.execute(
+            sa.select(s.notification.c.recipient, s.notification.c.body).where(
+                s.notification.c.kind == "passport_replaced"
+            )
+        ).all()
+    assert [m.recipient for m in mails] == ["ada.lovelace@nhs.net"] * 2
+    assert "employment credential" in mails[0].body and "identity credential" in mails[1].body
+    # The credential collected afterwards attests the new record and stays valid.
+    token = issuer.access_token()
+    proof = holder.proof(issuer.nonce(), iat=issuer.clock.now())
+    fresh = issuer.credential(token, proof, config="employment")
+    assert fresh.is_success
+    assert run() == {}
 
 
 def test_rotated_key_stays_published_and_old_credentials_verify(issuer: Issuer) -> None:

@@ -171,6 +171,22 @@ def test_own_credentials_with_status_and_an_offer_collected_by_the_wallet(
         )
     assert len(rows) == mine_issued  # only mine, though the other's exist too
 
+    # The HR record changed: the lifecycle revoked it as superseded; the page says to collect.
+    pi.set_state(
+        engine,
+        str(identity_uid),
+        pi.REVOKED,
+        actor="t",
+        reason=pi.SUPERSEDED,
+        issuer=ISSUER,
+        now=pi.dt.datetime.now(pi.dt.UTC),
+        kek=kek,
+    )
+    rows = _table(browser.get("/my-credentials").text)
+    assert ("Identity", "Replaced: collect the new one") in {
+        (r[0].split(" ")[0], r[3]) for r in rows
+    }
+
 
 def test_only_the_person_themself(
     setup: tuple[TestClient, TestClient, list[tuple[int, str]]], engine: Engine

@@ -151,6 +151,18 @@ def tx_code(to: str, code: str, expires_at: dt.datetime) -> Message:
     )
 
 
+def credential_replaced(to: str, what: str) -> Message:
+    """A passport credential was revoked because the HR record it attests changed."""
+    return Message(
+        "passport_replaced",
+        to,
+        "Your Digital Staff Passport credential has been replaced",
+        f"Your {what} credential no longer matches your HR record (for example a new post or "
+        "a change of name), so it has been revoked and will not be accepted.\n\nCollect the "
+        "up-to-date credential from My credentials in PASA (/my-credentials) into your wallet.\n",
+    )
+
+
 def queue_sealed(conn: Connection, message: Message, kek: KeyEncryptionKey) -> None:
     """Queue a message whose body is a secret: only its sealed form is stored."""
     sealed = kek.encrypt(

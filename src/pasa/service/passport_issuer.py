@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
@@ -81,6 +82,7 @@ STATUS_LIST_TTL = dt.timedelta(hours=1)
 STATUS_LIST_REFRESH = dt.timedelta(hours=12)
 
 VALID, REVOKED, SUSPENDED = "valid", "revoked", "suspended"
+SUPERSEDED = "superseded"  # the reason: the HR record it attests changed; collect the new one
 _STATUS_VALUE = {VALID: Status.VALID, REVOKED: Status.INVALID, SUSPENDED: Status.SUSPENDED}
 
 # credential_configuration_id -> claim set type
@@ -615,8 +617,24 @@ def _london_today(now: dt.datetime) -> dt.date:
     return local_date(now, get_settings().timezone)
 
 
+def claims_digest(claims: ClaimSet) -> str:
+    """What a credential attests, as a digest: equal digests, same credential contents."""
+    canonical = json.dumps(claims.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _employment_claims(conn: Connection, person: Any, today: dt.date) -> list[tuple[int, ClaimSet]]:
+    return _employment_claims_of(conn, {int(person.id): person}, today).get(int(person.id), [])
+
+
+def _employment_claims_of(
+    conn: Connection, people: Mapping[int, Any], today: dt.date
+) -> dict[int, list[tuple[int, ClaimSet]]]:
+    """(assignment id, claims) of every current, unsuspended assignment, per person, in one
+    query for all of ``people`` (person rows by id)."""
     a, p, org = s.assignment, s.position, s.organisation
+    if not people:
+        return {}
     rows = conn.execute(
         sa.select(
             a,
@@ -631,15 +649,16 @@ def _employment_claims(conn: Connection, person: Any, today: dt.date) -> list[tu
         .join(p, p.c.id == a.c.position_id)
         .join(org, org.c.id == a.c.organisation_id)
         .where(
-            a.c.person_id == person.id,
+            a.c.person_id.in_(sorted(people)),
             a.c.start_date <= today,
             sa.or_(a.c.end_date.is_(None), a.c.end_date >= today),
             a.c.status != AssignmentStatus.SUSPENDED.value,
         )
-        .order_by(a.c.is_primary.desc(), a.c.start_date)
+        .order_by(a.c.person_id, a.c.is_primary.desc(), a.c.start_date)
     ).all()
-    out: list[tuple[int, ClaimSet]] = []
+    out: dict[int, list[tuple[int, ClaimSet]]] = {}
     for row in rows:
+        person = people[int(row.person_id)]
         claims = EmploymentCredential(
             given_name=person.known_as or person.first_name,
             family_name=person.last_name,
@@ -655,7 +674,7 @@ def _employment_claims(conn: Connection, person: Any, today: dt.date) -> list[tu
             start_date=row.start_date,
             end_date=row.end_date,
         )
-        out.append((int(row.id), claims))
+        out.setdefault(int(row.person_id), []).append((int(row.id), claims))
     return out
 
 
@@ -795,6 +814,7 @@ def issue_credentials(
                     issued_at=now,
                     expires_at=exp,
                     state=VALID,
+                    claims_digest=claims_digest(claims),
                 )
             )
             _note_signed(conn, key.kid, exp)
@@ -931,6 +951,9 @@ def lifecycle_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str
         .where(c.c.state.in_([VALID, SUSPENDED]), c.c.vct == EmploymentCredential.vct)
     ).all()
     changes: list[tuple[Any, str, str]] = _leaver_check_changes(conn, at)
+    changes += _changed_record_changes(conn, at)
+    decided = {row.id for row, _, _ in changes}
+    rows = [row for row in rows if row.id not in decided]
     for row in rows:
         ended = (row.end_date is not None and row.end_date <= at) or not row.in_extract
         if ended:
@@ -944,6 +967,40 @@ def lifecycle_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str
         ):
             changes.append((row, VALID, "assignment_active"))
     return changes
+
+
+def _changed_record_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str]]:
+    """Valid employment and identity credentials whose claims, worked out from the HR record
+    today, differ from what they attest (a new post, a name change, an end date keyed):
+    revoked as superseded, so only the up-to-date credential is accepted. A credential whose
+    assignment is no longer current is left to the leaver and suspension rules."""
+    c = s.passport_credential
+    rows = conn.execute(
+        sa.select(c).where(
+            c.c.state == VALID,
+            c.c.claims_digest.is_not(None),
+            c.c.vct.in_([EmploymentCredential.vct, IdentityCredential.vct]),
+        )
+    ).all()
+    if not rows:
+        return []
+    people = {
+        int(p.id): p
+        for p in conn.execute(
+            sa.select(s.person).where(s.person.c.id.in_(sorted({r.person_id for r in rows})))
+        )
+    }
+    employment = _employment_claims_of(conn, people, at)
+    out: list[tuple[Any, str, str]] = []
+    for row in rows:
+        person = people[int(row.person_id)]
+        if row.vct == EmploymentCredential.vct:
+            current = dict(employment.get(int(row.person_id), [])).get(row.assignment_id)
+        else:
+            current = _identity_claims(person, at)
+        if current is not None and claims_digest(current) != row.claims_digest:
+            out.append((row, REVOKED, SUPERSEDED))
+    return out
 
 
 def _leaver_check_changes(conn: Connection, at: dt.date) -> list[tuple[Any, str, str]]:
@@ -985,10 +1042,32 @@ def run_lifecycle(
             kek=kek or KeyEncryptionKey.from_env(),
             now=now,
         )
+        _tell_holders_of_replacements(conn, changes)
     counts: dict[str, int] = {}
     for _, state, _ in changes:
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def _tell_holders_of_replacements(conn: Connection, changes: list[tuple[Any, str, str]]) -> None:
+    """One email per person whose credentials were superseded: collect the new ones."""
+    from pasa.service import notify
+
+    replaced: dict[int, list[str]] = {}
+    for row, _state, reason in changes:
+        if reason == SUPERSEDED:
+            replaced.setdefault(int(row.person_id), []).append(_TYPE_WORDS.get(row.vct, "passport"))
+    if not replaced:
+        return
+    p = s.person
+    for person_id, email in conn.execute(
+        sa.select(p.c.id, p.c.email).where(p.c.id.in_(sorted(replaced)), p.c.email.is_not(None))
+    ):
+        what = " and ".join(sorted(set(replaced[int(person_id)])))
+        notify.queue(conn, notify.credential_replaced(str(email), what))
+
+
+_TYPE_WORDS = {EmploymentCredential.vct: "employment", IdentityCredential.vct: "identity"}
 
 
 def passport_lifecycle(engine: Engine, at: dt.date, actor: str) -> str | None:

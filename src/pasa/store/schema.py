@@ -694,6 +694,8 @@ passport_credential = sa.Table(
     sa.Column("state", sa.String(12), nullable=False),  # valid | revoked | suspended
     sa.Column("state_reason", sa.String(60), nullable=True),
     sa.Column("state_changed_at", Timestamp, nullable=True),
+    # SHA-256 of the attested claims: a changed HR record re-issues (None: issued before 0011).
+    sa.Column("claims_digest", sa.String(64), nullable=True),
     sa.UniqueConstraint("status_list_id", "status_idx", name="uq_passport_credential_status"),
 )
 

@@ -51,7 +51,7 @@ class CredentialRow:
     detail: str | None
     issued: dt.datetime
     expires: dt.datetime
-    status: str  # valid / suspended / revoked / expired
+    status: str  # valid / suspended / revoked / replaced / expired
 
 
 def _self(request: Request) -> tuple[Principal, int]:
@@ -81,7 +81,7 @@ def credentials_of(
 ) -> list[CredentialRow]:
     c, a, p = s.passport_credential, s.assignment, s.position
     query = (
-        sa.select(c.c.vct, c.c.issued_at, c.c.expires_at, c.c.state, p.c.title)
+        sa.select(c.c.vct, c.c.issued_at, c.c.expires_at, c.c.state, c.c.state_reason, p.c.title)
         .select_from(
             c.outerjoin(a, a.c.id == c.c.assignment_id).outerjoin(p, p.c.id == a.c.position_id)
         )
@@ -95,6 +95,8 @@ def credentials_of(
     for row in rows:
         expires = _aware(row.expires_at)
         status = row.state if row.state != pi.VALID or expires > now else "expired"
+        if row.state == pi.REVOKED and row.state_reason == pi.SUPERSEDED:
+            status = "replaced"  # the record changed: collect the up-to-date one
         out.append(
             CredentialRow(
                 kinds.get(row.vct, row.vct), row.title, _aware(row.issued_at), expires, status
